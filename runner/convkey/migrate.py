@@ -1,0 +1,130 @@
+"""Apply convkey's migrations with yoyo, then always run the post-apply function files.
+
+yoyo runs ``post-apply*`` files only when a regular migration was pending in the same run; convkey
+wants every changed function body deployed on every ``migrate``, so it applies pending migrations
+and then runs the post-apply step itself, under yoyo's lock. A session-level advisory lock taken
+first makes concurrent ``convkey migrate`` runs queue up instead of racing on yoyo's own tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from yoyo import get_backend, read_migrations
+
+logger = logging.getLogger("convkey.migrate")
+
+# 'convkey' in ASCII: the key of the advisory lock that serializes migrate runs.
+MIGRATE_LOCK_KEY = 0x636F6E766B6579
+LOCK_TIMEOUT_S = 300
+
+
+def migration_dirs() -> tuple[Path, Path]:
+    """(sql, functions): shipped inside the wheel, or the repository's own folders in a checkout."""
+    shipped = resources.files("convkey") / "_migrations"
+    if shipped.is_dir():
+        base = Path(str(shipped))
+    else:
+        base = Path(__file__).resolve().parents[2]
+    sql, functions = base / "sql", base / "functions"
+    if not sql.is_dir() or not functions.is_dir():
+        raise FileNotFoundError(f"convkey migrations not found under {base}")
+    return sql, functions
+
+
+def yoyo_url(dsn: str) -> str:
+    """Turn any libpq DSN (URI or key=value) into yoyo's ``postgresql+psycopg://`` URL."""
+    params = conninfo_to_dict(dsn)
+    user = params.pop("user", None)
+    password = params.pop("password", None)
+    host = params.pop("host", None)
+    port = params.pop("port", None)
+    dbname = params.pop("dbname", None) or user or ""
+    netloc = ""
+    if user:
+        netloc = quote(user, safe="")
+        if password:
+            netloc += ":" + quote(password, safe="")
+        netloc += "@"
+    if host and not host.startswith("/") and "," not in host:
+        netloc += host
+        if port:
+            netloc += f":{port}"
+    else:
+        if host:
+            params["host"] = host
+        if port:
+            params["port"] = port
+    query = ("?" + urlencode(params)) if params else ""
+    return f"postgresql+psycopg://{netloc}/{quote(dbname, safe='')}{query}"
+
+
+@dataclass
+class MigrateReport:
+    applied: list[str] = field(default_factory=list)
+    rolled_back: list[str] = field(default_factory=list)
+    post_apply: list[str] = field(default_factory=list)
+    status: list[tuple[str, bool]] = field(default_factory=list)
+    schema_version: str | None = None
+    functions: list[str] = field(default_factory=list)
+
+
+def _load():
+    sql, functions = migration_dirs()
+    return read_migrations(str(sql), str(functions))
+
+
+def migrate(dsn: str, *, list_only: bool = False, rollback_all: bool = False) -> MigrateReport:
+    """Apply pending migrations and the post-apply files (or list, or roll everything back)."""
+    report = MigrateReport()
+    migrations = _load()
+    with psycopg.connect(dsn, autocommit=True) as lock_conn:
+        lock_conn.execute("SET lock_timeout = 0")
+        lock_conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK_KEY,))
+        try:
+            backend = get_backend(yoyo_url(dsn))
+            try:
+                with backend.lock(timeout=LOCK_TIMEOUT_S):
+                    if list_only:
+                        applied = set(backend.get_applied_migration_hashes())
+                        report.status = [(m.id, m.hash in applied) for m in migrations]
+                    elif rollback_all:
+                        pending = backend.to_rollback(migrations)
+                        backend.rollback_migrations(pending)
+                        report.rolled_back = [m.id for m in pending]
+                    else:
+                        pending = backend.to_apply(migrations)
+                        backend.apply_migrations_only(pending)
+                        report.applied = [m.id for m in pending]
+                        backend.run_post_apply(migrations)
+                        report.post_apply = [m.id for m in migrations.post_apply]
+            finally:
+                backend.connection.close()
+        finally:
+            lock_conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK_KEY,))
+        _describe(lock_conn, migrations, report)
+    return report
+
+
+def _describe(conn: psycopg.Connection, migrations, report: MigrateReport) -> None:
+    """Fill in the schema version (last applied regular migration) and the installed functions."""
+    has_yoyo = conn.execute("SELECT to_regclass('_yoyo_migration') IS NOT NULL").fetchone()[0]
+    if has_yoyo:
+        row = conn.execute(
+            "SELECT migration_id FROM _yoyo_migration ORDER BY applied_at_utc DESC, migration_id DESC LIMIT 1"
+        ).fetchone()
+        report.schema_version = row[0] if row else None
+    report.functions = [
+        r[0]
+        for r in conn.execute(
+            """SELECT p.oid::regprocedure::text FROM pg_proc p
+               JOIN pg_namespace n ON n.oid = p.pronamespace
+               WHERE n.nspname = 'convkey' AND p.proname NOT LIKE '\\_%%' ORDER BY 1"""
+        )
+    ]
