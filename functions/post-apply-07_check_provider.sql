@@ -1,0 +1,18 @@
+-- convkey._check_provider(p_provider text) RETURNS void
+-- The provider names the WhatsApp gateway (baileys, cloud, ...): 1 to 64 printable characters.
+-- Locks: none. Raises 22023 (NULL, empty, too long or with control characters).
+CREATE OR REPLACE FUNCTION convkey._check_provider(p_provider text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+    IF p_provider IS NULL OR p_provider !~ '^[A-Za-z0-9._-]{1,64}$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('p_provider must be 1 to 64 letters, digits, dots, dashes or underscores, got %s',
+                             coalesce(quote_literal(left(p_provider, 64)), 'NULL')),
+            HINT = 'Use the gateway''s name, e.g. ''baileys'' (the default) or ''cloud''.';
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION convkey._check_provider(text) IS 'Internal: 22023 unless p_provider is a short plain name.';

@@ -1,0 +1,94 @@
+-- convkey._parse_wa_id(p_raw text, p_param text)
+--   RETURNS TABLE(kind text, jid_user text, device integer, phone_e164 text, lid text)
+-- The WhatsApp identifier grammar, defined once: user[.agent|_agent][:device]@server,
+-- case-insensitive, surrounding whitespace ignored.
+--   s.whatsapp.net, c.us, hosted -> 'pn' (phone '+user', agent and device dropped)
+--   lid, hosted.lid              -> 'lid' (the digits are never a phone)
+--   g.us -> 'group'; status@broadcast -> 'status'; other broadcast -> 'broadcast';
+--   newsletter -> 'newsletter'; bot -> 'bot' (none of these is a 1:1 customer)
+--   US.13491208655302741918 (two letters, optional .ENT, dot, digits) -> 'bsuid'
+--   no '@': a phone, accepted only when already international (see convkey._normalize_phone).
+-- p_param names the caller's parameter in error messages.
+-- Locks: none. Raises 22023 for malformed input (NULL, empty, unknown server, bad device,
+-- impossible phone), 22001 when longer than 256 characters.
+CREATE OR REPLACE FUNCTION convkey._parse_wa_id(p_raw text, p_param text)
+RETURNS TABLE(kind text, jid_user text, device integer, phone_e164 text, lid text)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+DECLARE
+    v_raw    text;
+    v_at     int;
+    v_user   text;
+    v_server text;
+    v_m      text[];
+BEGIN
+    IF p_raw IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('%s must not be NULL', p_param),
+            HINT = 'Pass a WhatsApp JID (972501234567@s.whatsapp.net, 82399031480511@lid), an E.164 phone or a BSUID.';
+    END IF;
+    IF length(p_raw) > 256 THEN
+        RAISE EXCEPTION USING ERRCODE = 'string_data_right_truncation',
+            MESSAGE = format('%s is longer than 256 characters (%s)', p_param, length(p_raw)),
+            HINT = 'Identifiers are at most 256 characters.';
+    END IF;
+    v_raw := lower(btrim(p_raw, E' \t\r\n'));
+    v_at := position('@' IN v_raw);
+
+    IF v_at = 0 THEN
+        IF v_raw ~ '^[a-z]{2}\.' THEN
+            RETURN QUERY SELECT 'bsuid'::text, convkey._bsuid_value(v_raw, p_param), NULL::int, NULL::text, NULL::text;
+            RETURN;
+        END IF;
+        IF v_raw = '' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('%s is empty', p_param),
+                HINT = 'Pass a WhatsApp JID, an E.164 phone or a BSUID.';
+        END IF;
+        phone_e164 := convkey._normalize_phone(v_raw, p_param);
+        RETURN QUERY SELECT 'pn'::text, ltrim(v_raw, '+'), NULL::int, phone_e164, NULL::text;
+        RETURN;
+    END IF;
+
+    v_user := left(v_raw, v_at - 1);
+    v_server := substr(v_raw, v_at + 1);
+    IF v_server IN ('s.whatsapp.net', 'c.us', 'hosted', 'lid', 'hosted.lid') THEN
+        v_m := regexp_match(v_user, '^([0-9]{1,32})(?:[._]([0-9]{1,3}))?(?::([0-9]{1,3}))?$');
+        IF v_m IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('%s is not a valid WhatsApp user JID: %s', p_param, convkey._mask(p_raw)),
+                DETAIL = 'Expected digits[.agent|_agent][:device]@server with a small numeric device.',
+                HINT = 'Pass the JID exactly as WhatsApp sent it, e.g. 972501234567:12@s.whatsapp.net.';
+        END IF;
+        IF v_server IN ('lid', 'hosted.lid') THEN
+            RETURN QUERY SELECT 'lid'::text, v_m[1], v_m[3]::int, NULL::text, v_m[1];
+        ELSE
+            phone_e164 := convkey._normalize_phone(v_m[1], p_param);
+            RETURN QUERY SELECT 'pn'::text, v_m[1], v_m[3]::int, phone_e164, NULL::text;
+        END IF;
+        RETURN;
+    END IF;
+
+    IF v_user = '' OR v_user !~ '^[0-9a-z._:-]{1,128}$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('%s has an empty or malformed user part: %s', p_param, convkey._mask(p_raw)),
+            HINT = 'Pass the JID exactly as WhatsApp sent it.';
+    END IF;
+    kind := CASE v_server
+        WHEN 'g.us' THEN 'group'
+        WHEN 'broadcast' THEN CASE WHEN v_user = 'status' THEN 'status' ELSE 'broadcast' END
+        WHEN 'newsletter' THEN 'newsletter'
+        WHEN 'bot' THEN 'bot'
+    END;
+    IF kind IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('%s has an unknown WhatsApp server: %s', p_param, convkey._mask(p_raw)),
+            DETAIL = 'Known servers: s.whatsapp.net, c.us, hosted, lid, hosted.lid, g.us, broadcast, newsletter, bot.',
+            HINT = 'Pass the JID exactly as WhatsApp sent it.';
+    END IF;
+    RETURN QUERY SELECT kind, v_user, NULL::int, NULL::text, NULL::text;
+END;
+$$;
+
+COMMENT ON FUNCTION convkey._parse_wa_id(text, text) IS
+    'Internal: convkey.parse_wa_id with the caller''s parameter name in its error messages.';

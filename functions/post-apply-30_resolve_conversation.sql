@@ -1,0 +1,239 @@
+-- convkey._resolve_conversation(p_business_id bigint, p_kinds text[], p_values text[],
+--     p_customer_wa_id text, p_provider text, p_at timestamptz, p_via text,
+--     OUT o_conversation_id bigint, OUT o_created boolean)
+-- The race-free get-or-create behind every API call. p_kinds/p_values are the call's
+-- identities, strongest first (from convkey._call_identities).
+--   * Fast path: all of them already belong to one conversation: return it, write nothing.
+--   * Otherwise serialize on the identities (advisory transaction locks in hash order), then on
+--     their pending persons, then lock their conversations (one statement, id order), re-read
+--     the owners and retry if a concurrent merge moved them.
+--   * Anchor: the call's lead's conversation, else the owner of its strongest owned identity.
+--     Another owner joins (merges) unless (a) it has a different lead: the identity stays and
+--     a 'different_lead' conflict is counted; or (b) the identity is a LID/BSUID whose owner has
+--     another phone than the person's: the identity alone moves here (newest wins, its past
+--     messages stay) and a 'moved_to_other_phone' conflict is counted.
+--   * Several conversations: merged into the most recent (last_message_at, NULL oldest, ties to
+--     the lowest id), one audit row each. None: a new conversation keyed by the strongest
+--     identity. Unowned and pending identities (and compatible members of their pending
+--     persons, learned from links) attach to the result.
+-- Locks: advisory xact locks on identities and pending persons; FOR NO KEY UPDATE on the
+-- conversations involved. SQLSTATEs: 40001 if the owners never settle (not expected).
+CREATE OR REPLACE FUNCTION convkey._resolve_conversation(
+    p_business_id bigint,
+    p_kinds text[],
+    p_values text[],
+    p_customer_wa_id text,
+    p_provider text,
+    p_at timestamptz,
+    p_via text,
+    OUT o_conversation_id bigint,
+    OUT o_created boolean)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_n            int := cardinality(p_kinds);
+    v_min          bigint;
+    v_max          bigint;
+    v_owned        int;
+    v_lock         bigint;
+    v_owner        bigint[];
+    v_pending      bigint[];
+    v_owner2       bigint[];
+    v_pending2     bigint[];
+    v_attempt      int := 0;
+    v_anchor       bigint;
+    v_anchor_lead  bigint;
+    v_person_phone text;
+    v_merge        bigint[] := '{}';
+    v_attach_k     text[] := '{}';
+    v_attach_v     text[] := '{}';
+    v_move_k       text[] := '{}';
+    v_move_v       text[] := '{}';
+    v_move_from    bigint[] := '{}';
+    v_conf_k       text[] := '{}';
+    v_conf_v       text[] := '{}';
+    v_conf_owner   bigint[] := '{}';
+    v_c_lead       bigint;
+    v_c_phone      text;
+    v_i            int;
+    v_c            bigint;
+    v_member       record;
+    v_group_phone_clash boolean;
+    v_key          text;
+    v_trigger      jsonb;
+BEGIN
+    -- Fast path: every identity of the call already belongs to the same conversation.
+    SELECT min(i.conversation_id), max(i.conversation_id), count(i.conversation_id)
+      INTO v_min, v_max, v_owned
+      FROM unnest(p_kinds, p_values) AS c(k, v)
+      JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = c.k AND i.value = c.v;
+    IF v_owned = v_n AND v_min = v_max THEN
+        o_conversation_id := v_min;
+        o_created := false;
+        RETURN;
+    END IF;
+
+    -- Level 1: the call's identities, in a fixed order.
+    FOR v_lock IN
+        SELECT DISTINCT hashtextextended(format('convkey:%s:%s:%s', p_business_id, c.k, c.v), 0)
+          FROM unnest(p_kinds, p_values) AS c(k, v) ORDER BY 1
+    LOOP
+        PERFORM pg_advisory_xact_lock(v_lock);
+    END LOOP;
+
+    LOOP
+        v_attempt := v_attempt + 1;
+        SELECT array_agg(i.conversation_id ORDER BY c.n), array_agg(i.pending_person_id ORDER BY c.n)
+          INTO v_owner, v_pending
+          FROM unnest(p_kinds, p_values) WITH ORDINALITY AS c(k, v, n)
+          LEFT JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = c.k AND i.value = c.v;
+        -- Level 2: pending persons (identities learned from links, no conversation yet).
+        FOR v_lock IN
+            SELECT DISTINCT hashtextextended(format('convkey:pending:%s:%s', p_business_id, x), 0)
+              FROM unnest(v_pending) AS x WHERE x IS NOT NULL ORDER BY 1
+        LOOP
+            PERFORM pg_advisory_xact_lock(v_lock);
+        END LOOP;
+        -- Level 3: the owning conversations, one statement, id order.
+        PERFORM 1 FROM convkey.whatsapp_conversation c
+          WHERE c.business_id = p_business_id AND c.id = ANY (v_owner)
+          ORDER BY c.id FOR NO KEY UPDATE;
+        SELECT array_agg(i.conversation_id ORDER BY c.n), array_agg(i.pending_person_id ORDER BY c.n)
+          INTO v_owner2, v_pending2
+          FROM unnest(p_kinds, p_values) WITH ORDINALITY AS c(k, v, n)
+          LEFT JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = c.k AND i.value = c.v;
+        EXIT WHEN v_owner2 IS NOT DISTINCT FROM v_owner AND v_pending2 IS NOT DISTINCT FROM v_pending;
+        IF v_attempt >= 50 THEN
+            RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+                MESSAGE = 'convkey could not settle the owners of a call''s identities',
+                HINT = 'Retry the call.';
+        END IF;
+    END LOOP;
+
+    -- The anchor: the lead's conversation, else the owner of the strongest owned identity.
+    IF p_kinds[1] = 'lead' THEN
+        v_anchor := v_owner[1];
+        v_anchor_lead := p_values[1]::bigint;
+    ELSE
+        SELECT u.x INTO v_anchor FROM unnest(v_owner) WITH ORDINALITY AS u(x, n)
+         WHERE u.x IS NOT NULL ORDER BY u.n LIMIT 1;
+    END IF;
+    v_i := array_position(p_kinds, 'phone');
+    IF v_i IS NOT NULL THEN
+        v_person_phone := p_values[v_i];
+    END IF;
+    IF v_anchor IS NOT NULL THEN
+        SELECT c.lead_id, c.phone_e164 INTO v_c_lead, v_c_phone FROM convkey.whatsapp_conversation c
+         WHERE c.business_id = p_business_id AND c.id = v_anchor;
+        v_anchor_lead := coalesce(v_anchor_lead, v_c_lead);
+        v_person_phone := coalesce(v_person_phone, v_c_phone);
+        v_merge := ARRAY[v_anchor];
+    END IF;
+
+    FOR v_i IN 1 .. v_n LOOP
+        v_c := v_owner[v_i];
+        IF v_c IS NULL THEN
+            v_attach_k := v_attach_k || p_kinds[v_i];
+            v_attach_v := v_attach_v || p_values[v_i];
+            CONTINUE;
+        END IF;
+        CONTINUE WHEN v_c = ANY (v_merge);
+        SELECT c.lead_id, c.phone_e164 INTO v_c_lead, v_c_phone FROM convkey.whatsapp_conversation c
+         WHERE c.business_id = p_business_id AND c.id = v_c;
+        IF v_c_lead IS NOT NULL AND v_anchor_lead IS NOT NULL AND v_c_lead <> v_anchor_lead THEN
+            v_conf_k := v_conf_k || p_kinds[v_i];
+            v_conf_v := v_conf_v || p_values[v_i];
+            v_conf_owner := v_conf_owner || v_c;
+        ELSIF p_kinds[v_i] IN ('lid', 'bsuid') AND v_c_phone IS NOT NULL AND v_person_phone IS NOT NULL
+              AND v_c_phone <> v_person_phone THEN
+            v_move_k := v_move_k || p_kinds[v_i];
+            v_move_v := v_move_v || p_values[v_i];
+            v_move_from := v_move_from || v_c;
+        ELSE
+            v_merge := v_merge || v_c;
+            v_anchor_lead := coalesce(v_anchor_lead, v_c_lead);
+            v_person_phone := coalesce(v_person_phone, v_c_phone);
+        END IF;
+    END LOOP;
+
+    -- Members of pending persons the call touches join too, unless a rule keeps them apart.
+    IF EXISTS (SELECT 1 FROM unnest(v_pending) AS x WHERE x IS NOT NULL) THEN
+        SELECT EXISTS (
+            SELECT 1 FROM convkey.identity i
+             WHERE i.business_id = p_business_id AND i.pending_person_id = ANY (v_pending)
+               AND i.kind = 'phone' AND v_person_phone IS NOT NULL AND i.value <> v_person_phone)
+          INTO v_group_phone_clash;
+        FOR v_member IN
+            SELECT i.kind, i.value FROM convkey.identity i
+             WHERE i.business_id = p_business_id AND i.pending_person_id = ANY (v_pending)
+               AND NOT EXISTS (SELECT 1 FROM unnest(v_attach_k, v_attach_v) AS a(k, v)
+                                WHERE a.k = i.kind AND a.v = i.value)
+             ORDER BY array_position(ARRAY['lead', 'phone', 'lid', 'bsuid'], i.kind), i.value
+        LOOP
+            CONTINUE WHEN v_member.kind = 'lead' AND v_anchor_lead IS NOT NULL
+                          AND v_member.value <> v_anchor_lead::text;
+            CONTINUE WHEN v_member.kind <> 'lead' AND v_group_phone_clash;
+            v_attach_k := v_attach_k || v_member.kind;
+            v_attach_v := v_attach_v || v_member.value;
+            IF v_member.kind = 'lead' THEN
+                v_anchor_lead := coalesce(v_anchor_lead, v_member.value::bigint);
+            ELSIF v_member.kind = 'phone' THEN
+                v_person_phone := coalesce(v_person_phone, v_member.value);
+            END IF;
+        END LOOP;
+    END IF;
+
+    v_trigger := jsonb_build_object('via', p_via, 'kinds', to_jsonb(p_kinds), 'values', to_jsonb(p_values));
+    IF cardinality(v_merge) > 0 THEN
+        SELECT c.id INTO o_conversation_id FROM convkey.whatsapp_conversation c
+         WHERE c.business_id = p_business_id AND c.id = ANY (v_merge)
+         ORDER BY c.last_message_at DESC NULLS LAST, c.id LIMIT 1;
+        o_created := false;
+        FOR v_c IN
+            SELECT c.id FROM convkey.whatsapp_conversation c
+             WHERE c.business_id = p_business_id AND c.id = ANY (v_merge) AND c.id <> o_conversation_id
+             ORDER BY c.id
+        LOOP
+            PERFORM convkey._merge_conversations(p_business_id, o_conversation_id, v_c, 'auto', v_trigger);
+        END LOOP;
+    ELSE
+        -- A new conversation, keyed by the strongest identity it gets.
+        SELECT format('%s:%s:%s', a.k, p_business_id, a.v) INTO v_key
+          FROM unnest(v_attach_k, v_attach_v) AS a(k, v)
+         ORDER BY array_position(ARRAY['lead', 'phone', 'lid', 'bsuid'], a.k), a.v LIMIT 1;
+        SELECT a.v INTO v_c_phone FROM unnest(v_attach_k, v_attach_v) AS a(k, v)
+         WHERE a.k = 'phone' ORDER BY a.v = v_person_phone DESC, a.v LIMIT 1;
+        INSERT INTO convkey.whatsapp_conversation
+            (business_id, canonical_key, lead_id, phone_e164, customer_wa_id, provider, session_started_at)
+        VALUES (p_business_id, v_key,
+                (SELECT a.v::bigint FROM unnest(v_attach_k, v_attach_v) AS a(k, v) WHERE a.k = 'lead' LIMIT 1),
+                v_c_phone, p_customer_wa_id, coalesce(p_provider, 'baileys'), coalesce(p_at, now()))
+        RETURNING id INTO o_conversation_id;
+        o_created := true;
+    END IF;
+
+    IF cardinality(v_attach_k) > 0 THEN
+        INSERT INTO convkey.identity AS i (business_id, kind, value, conversation_id, source)
+        SELECT p_business_id, a.k, a.v, o_conversation_id, p_via FROM unnest(v_attach_k, v_attach_v) AS a(k, v)
+        ON CONFLICT (business_id, kind, value) DO UPDATE
+           SET conversation_id = EXCLUDED.conversation_id, pending_person_id = NULL, updated_at = now();
+    END IF;
+    FOR v_i IN 1 .. cardinality(v_move_k) LOOP
+        UPDATE convkey.identity i SET conversation_id = o_conversation_id, source = p_via, updated_at = now()
+         WHERE i.business_id = p_business_id AND i.kind = v_move_k[v_i] AND i.value = v_move_v[v_i];
+        PERFORM convkey._refresh_conversation(p_business_id, v_move_from[v_i]);
+        PERFORM convkey._record_conflict(p_business_id, v_move_k[v_i], v_move_v[v_i], v_move_from[v_i],
+                                         o_conversation_id, 'moved_to_other_phone');
+    END LOOP;
+    FOR v_i IN 1 .. cardinality(v_conf_k) LOOP
+        PERFORM convkey._record_conflict(p_business_id, v_conf_k[v_i], v_conf_v[v_i], o_conversation_id,
+                                         v_conf_owner[v_i], 'different_lead');
+    END LOOP;
+    IF NOT o_created THEN
+        PERFORM convkey._refresh_conversation(p_business_id, o_conversation_id);
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION convkey._resolve_conversation(bigint, text[], text[], text, text, timestamptz, text) IS
+    'Internal race-free get-or-create: find, create, attach, move or merge by the call''s identities.';
