@@ -118,11 +118,38 @@ def db_dsn(pg_server, template_dsn):
     pg_server.drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def ro_conn(pg_server, template_dsn):
+    """One connection to a session-wide clone, for tests of pure functions that write nothing."""
+    name = f"convkey_ro_{os.getpid()}"
+    dsn = pg_server.create_database(name, template=TEMPLATE)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        yield conn
+    pg_server.drop_database(name)
+
+
 @pytest.fixture
 def db_conn(db_dsn):
     """An autocommit psycopg connection to a fresh migrated database."""
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         yield conn
+
+
+def table_checksums(conn: psycopg.Connection) -> dict[str, str]:
+    """md5 of every convkey table's full contents (and the sequences' positions): equal before and
+    after a call means the call wrote nothing."""
+    sums: dict[str, str] = {}
+    tables = conn.execute(
+        "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'convkey' AND c.relkind IN ('r', 'p', 'S') ORDER BY 1"
+    ).fetchall()
+    for name, kind in tables:
+        if kind == "S":
+            sql = f'SELECT last_value::text || is_called::text FROM convkey."{name}"'
+        else:
+            sql = f'SELECT coalesce(md5(string_agg(t::text, \',\' ORDER BY t::text)), \'\') FROM convkey."{name}" t'
+        sums[name] = conn.execute(sql).fetchone()[0]
+    return sums
 
 
 def read_vectors(name: str) -> list[list[str]]:

@@ -1,0 +1,134 @@
+"""``convkey.Client``: the Python face of the SQL API, one method per function.
+
+It takes raw human input: phones typed by people are normalized here (``phonenumbers``), WhatsApp
+JIDs and BSUIDs pass through untouched (the database parses them), and SQLSTATEs become the
+runner's exceptions (``convkey.errors``). Each call is one round trip and one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from .connector import Connector
+from .embedded import resolve_dsn
+from .phone import normalize_phone
+
+_BSUID = re.compile(r"^\s*[A-Za-z]{2}(\.ENT)?\.[0-9]+\s*$", re.IGNORECASE)
+
+
+class Client:
+    """Pool-backed client. ``Client(dsn)``; without a DSN, the runner's DSN resolution applies."""
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        default_region: str = "IL",
+        min_size: int = 1,
+        max_size: int = 10,
+        connector: Connector | None = None,
+    ):
+        self.default_region = default_region
+        self.connector = connector or Connector(resolve_dsn(dsn), min_size=min_size, max_size=max_size)
+
+    def close(self) -> None:
+        self.connector.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- input normalization -----------------------------------------------------------------
+    def wa_id(self, raw: str | None) -> str | None:
+        """A customer identifier as SQL wants it: JIDs and BSUIDs as given, human phones as E.164."""
+        if raw is None or "@" in raw or _BSUID.match(raw):
+            return raw
+        return normalize_phone(raw, self.default_region)
+
+    def phone(self, raw: str | None) -> str | None:
+        return None if raw is None else normalize_phone(raw, self.default_region)
+
+    # --- the SQL API -------------------------------------------------------------------------
+    def get_or_create_conversation(
+        self,
+        business_id: int,
+        customer_wa_id: str | None,
+        *,
+        provider: str = "baileys",
+        lead_id: int | None = None,
+        phone: str | None = None,
+    ) -> dict[str, Any]:
+        return self.connector.one("get_or_create_conversation", {
+            "business_id": business_id, "customer_wa_id": self.wa_id(customer_wa_id), "provider": provider,
+            "lead_id": lead_id, "phone_e164": self.phone(phone),
+        })
+
+    def record_message(
+        self,
+        business_id: int,
+        customer_wa_id: str | None,
+        direction: str,
+        provider_message_id: str,
+        body: str | None = None,
+        *,
+        provider: str = "baileys",
+        lead_id: int | None = None,
+        phone: str | None = None,
+        sent_at: dt.datetime | None = None,
+        source: str | None = None,
+    ) -> dict[str, Any]:
+        return self.connector.one("record_message", {
+            "business_id": business_id, "customer_wa_id": self.wa_id(customer_wa_id), "direction": direction,
+            "provider_message_id": provider_message_id, "body": body, "provider": provider, "lead_id": lead_id,
+            "phone_e164": self.phone(phone), "sent_at": sent_at or dt.datetime.now(dt.timezone.utc),
+            "source": source,
+        })
+
+    def update_session_activity(
+        self,
+        business_id: int,
+        customer_wa_id: str | None,
+        direction: str = "in",
+        *,
+        provider: str = "baileys",
+        lead_id: int | None = None,
+        phone: str | None = None,
+        at: dt.datetime | None = None,
+    ) -> int:
+        return self.connector.one("update_session_activity", {
+            "business_id": business_id, "customer_wa_id": self.wa_id(customer_wa_id), "direction": direction,
+            "provider": provider, "lead_id": lead_id, "phone_e164": self.phone(phone),
+            "at": at or dt.datetime.now(dt.timezone.utc),
+        })["conversation_id"]
+
+    def close_session(self, business_id: int, conversation_id: int, summary: str | None = None) -> None:
+        self.connector.execute("close_session", {
+            "business_id": business_id, "conversation_id": conversation_id, "summary": summary})
+
+    def idle_sessions(self, business_id: int, idle: dt.timedelta = dt.timedelta(minutes=5)) -> list[int]:
+        rows = self.connector.execute("idle_sessions", {"business_id": business_id, "idle": idle})
+        return [r["conversation_id"] for r in rows]
+
+    def resolve_conversation_id(self, business_id: int, conversation_id: int) -> int:
+        return self.connector.one("resolve_conversation_id", {
+            "business_id": business_id, "conversation_id": conversation_id})["conversation_id"]
+
+    def canonical_key(
+        self,
+        business_id: int,
+        *,
+        lead_id: int | None = None,
+        phone: str | None = None,
+        lid: str | None = None,
+        bsuid: str | None = None,
+    ) -> str:
+        return self.connector.one("canonical_key", {
+            "business_id": business_id, "lead_id": lead_id, "phone_e164": self.phone(phone), "lid": lid,
+            "bsuid": bsuid})["canonical_key"]
+
+    def parse_wa_id(self, raw: str) -> dict[str, Any]:
+        return self.connector.one("parse_wa_id", {"raw": raw})
