@@ -50,8 +50,8 @@ BEGIN
     ELSE
         o_phone := v_phone;
     END IF;
-    o_kinds := '{}';
-    o_values := '{}';
+    o_kinds := '{}'::text[];
+    o_values := '{}'::text[];
     IF p_lead_id IS NOT NULL THEN
         o_kinds := o_kinds || 'lead'::text;
         o_values := o_values || p_lead_id::text;

@@ -7,11 +7,13 @@
 --   * Otherwise serialize on the identities (advisory transaction locks in hash order), then on
 --     their pending persons, then lock their conversations (one statement, id order), re-read
 --     the owners and retry if a concurrent merge moved them.
---   * Anchor: the call's lead's conversation, else the owner of its strongest owned identity.
---     Another owner joins (merges) unless (a) it has a different lead: the identity stays and
---     a 'different_lead' conflict is counted; or (b) the identity is a LID/BSUID whose owner has
---     another phone than the person's: the identity alone moves here (newest wins, its past
---     messages stay) and a 'moved_to_other_phone' conflict is counted.
+--   * Identities in strength order: the call's lead's conversation joins first, else the owner
+--     of the strongest owned identity. Another owner joins (merges) unless (a) it has a
+--     different lead: the identity stays and a 'different_lead' conflict is counted; (b) the
+--     identity is a LID/BSUID whose owner has another phone than the person's (the call's
+--     phone first): the identity alone moves here (newest wins, its past messages stay) and a
+--     'moved_to_other_phone' conflict is counted; or (c) an unmerge separated the two: the
+--     identity stays and a 'separated' conflict is counted.
 --   * Several conversations: merged into the most recent (last_message_at, NULL oldest, ties to
 --     the lowest id), one audit row each. None: a new conversation keyed by the strongest
 --     identity. Unowned and pending identities (and compatible members of their pending
@@ -41,18 +43,18 @@ DECLARE
     v_owner2       bigint[];
     v_pending2     bigint[];
     v_attempt      int := 0;
-    v_anchor       bigint;
     v_anchor_lead  bigint;
     v_person_phone text;
-    v_merge        bigint[] := '{}';
-    v_attach_k     text[] := '{}';
-    v_attach_v     text[] := '{}';
-    v_move_k       text[] := '{}';
-    v_move_v       text[] := '{}';
-    v_move_from    bigint[] := '{}';
-    v_conf_k       text[] := '{}';
-    v_conf_v       text[] := '{}';
-    v_conf_owner   bigint[] := '{}';
+    v_merge        bigint[] := '{}'::bigint[];
+    v_attach_k     text[] := '{}'::text[];
+    v_attach_v     text[] := '{}'::text[];
+    v_move_k       text[] := '{}'::text[];
+    v_move_v       text[] := '{}'::text[];
+    v_move_from    bigint[] := '{}'::bigint[];
+    v_conf_k       text[] := '{}'::text[];
+    v_conf_v       text[] := '{}'::text[];
+    v_conf_owner   bigint[] := '{}'::bigint[];
+    v_conf_rule    text[] := '{}'::text[];
     v_c_lead       bigint;
     v_c_phone      text;
     v_i            int;
@@ -110,26 +112,16 @@ BEGIN
         END IF;
     END LOOP;
 
-    -- The anchor: the lead's conversation, else the owner of the strongest owned identity.
-    IF p_kinds[1] = 'lead' THEN
-        v_anchor := v_owner[1];
-        v_anchor_lead := p_values[1]::bigint;
-    ELSE
-        SELECT u.x INTO v_anchor FROM unnest(v_owner) WITH ORDINALITY AS u(x, n)
-         WHERE u.x IS NOT NULL ORDER BY u.n LIMIT 1;
-    END IF;
+    -- Identities in strength order decide: the call's lead's conversation joins first (its lead,
+    -- the surviving one after merge_leads, becomes the person's); then each other owner joins
+    -- unless rule (a) or (b) or a separation keeps it apart.
     v_i := array_position(p_kinds, 'phone');
     IF v_i IS NOT NULL THEN
         v_person_phone := p_values[v_i];
     END IF;
-    IF v_anchor IS NOT NULL THEN
-        SELECT c.lead_id, c.phone_e164 INTO v_c_lead, v_c_phone FROM convkey.whatsapp_conversation c
-         WHERE c.business_id = p_business_id AND c.id = v_anchor;
-        v_anchor_lead := coalesce(v_anchor_lead, v_c_lead);
-        v_person_phone := coalesce(v_person_phone, v_c_phone);
-        v_merge := ARRAY[v_anchor];
+    IF p_kinds[1] = 'lead' THEN
+        v_anchor_lead := p_values[1]::bigint;
     END IF;
-
     FOR v_i IN 1 .. v_n LOOP
         v_c := v_owner[v_i];
         IF v_c IS NULL THEN
@@ -140,20 +132,33 @@ BEGIN
         CONTINUE WHEN v_c = ANY (v_merge);
         SELECT c.lead_id, c.phone_e164 INTO v_c_lead, v_c_phone FROM convkey.whatsapp_conversation c
          WHERE c.business_id = p_business_id AND c.id = v_c;
-        IF v_c_lead IS NOT NULL AND v_anchor_lead IS NOT NULL AND v_c_lead <> v_anchor_lead THEN
+        IF p_kinds[v_i] = 'lead' THEN
+            v_anchor_lead := coalesce(v_c_lead, v_anchor_lead);
+        ELSIF v_c_lead IS NOT NULL AND v_anchor_lead IS NOT NULL AND v_c_lead <> v_anchor_lead THEN
             v_conf_k := v_conf_k || p_kinds[v_i];
             v_conf_v := v_conf_v || p_values[v_i];
             v_conf_owner := v_conf_owner || v_c;
+            v_conf_rule := v_conf_rule || 'different_lead'::text;
+            CONTINUE;
         ELSIF p_kinds[v_i] IN ('lid', 'bsuid') AND v_c_phone IS NOT NULL AND v_person_phone IS NOT NULL
               AND v_c_phone <> v_person_phone THEN
             v_move_k := v_move_k || p_kinds[v_i];
             v_move_v := v_move_v || p_values[v_i];
             v_move_from := v_move_from || v_c;
-        ELSE
-            v_merge := v_merge || v_c;
-            v_anchor_lead := coalesce(v_anchor_lead, v_c_lead);
-            v_person_phone := coalesce(v_person_phone, v_c_phone);
+            CONTINUE;
+        ELSIF cardinality(v_merge) > 0 AND EXISTS (
+                SELECT 1 FROM convkey.conversation_separation s
+                 WHERE s.business_id = p_business_id
+                   AND ((s.low_id = v_c AND s.high_id = ANY (v_merge)) OR (s.high_id = v_c AND s.low_id = ANY (v_merge)))) THEN
+            v_conf_k := v_conf_k || p_kinds[v_i];
+            v_conf_v := v_conf_v || p_values[v_i];
+            v_conf_owner := v_conf_owner || v_c;
+            v_conf_rule := v_conf_rule || 'separated'::text;
+            CONTINUE;
         END IF;
+        v_merge := v_merge || v_c;
+        v_anchor_lead := coalesce(v_anchor_lead, v_c_lead);
+        v_person_phone := coalesce(v_person_phone, v_c_phone);
     END LOOP;
 
     -- Members of pending persons the call touches join too, unless a rule keeps them apart.
@@ -227,7 +232,7 @@ BEGIN
     END LOOP;
     FOR v_i IN 1 .. cardinality(v_conf_k) LOOP
         PERFORM convkey._record_conflict(p_business_id, v_conf_k[v_i], v_conf_v[v_i], o_conversation_id,
-                                         v_conf_owner[v_i], 'different_lead');
+                                         v_conf_owner[v_i], v_conf_rule[v_i]);
     END LOOP;
     IF NOT o_created THEN
         PERFORM convkey._refresh_conversation(p_business_id, o_conversation_id);

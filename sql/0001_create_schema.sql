@@ -4,6 +4,9 @@
 -- post-apply object (yoyo never rolls those back itself).
 -- depends:
 
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '5min';
+
 CREATE SCHEMA IF NOT EXISTS convkey;
 
 COMMENT ON SCHEMA convkey IS

@@ -302,3 +302,12 @@ def test_legacy_rows_insert_freely_and_stay_unresolved(db_conn):
     assert [r[0] for r in db_conn.execute("SELECT direction FROM convkey.whatsapp_message ORDER BY id")] == ["in", "out"]
     assert sqlstate_of(db_conn, "INSERT INTO convkey.whatsapp_message (business_id, conversation_id, direction) "
                        "VALUES (1, %s, 'up')", (cid,)) == "22023"
+
+
+def test_lid_paired_with_a_new_phone_moves_to_that_phone(db_conn):
+    a = msg(db_conn, LID, "m1", phone=PHONE)[1]
+    b = msg(db_conn, LID, "m2", phone=PHONE2)[1]
+    assert b != a
+    assert identities(db_conn, a) == {("phone", PHONE)}
+    assert identities(db_conn, b) == {("phone", PHONE2), ("lid", "82399031480511")}
+    assert conv(db_conn, b)[0] == "phone:1:+972509999999"
