@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.convkey-installed
 
-.PHONY: test demo bench reliability lint clean venv
+.PHONY: test demo bench reliability lint clean venv snapshot
 
 venv: $(STAMP)
 
@@ -19,6 +19,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/convkey demo $(DEMO_ARGS)
+
+# Regenerate tests/schema_snapshot.sql and list new migrations in tests/data/landed_migrations.sha256.
+snapshot: $(STAMP)
+	$(BIN)/python tests/snapshot.py --update
 
 clean:
 	-$(BIN)/convkey db stop

@@ -37,7 +37,6 @@ DECLARE
     v_min          bigint;
     v_max          bigint;
     v_owned        int;
-    v_lock         bigint;
     v_owner        bigint[];
     v_pending      bigint[];
     v_owner2       bigint[];
@@ -62,6 +61,7 @@ DECLARE
     v_member       record;
     v_group_phone_clash boolean;
     v_key          text;
+    v_new_lead     bigint;
     v_trigger      jsonb;
 BEGIN
     -- Fast path: every identity of the call already belongs to the same conversation.
@@ -76,12 +76,7 @@ BEGIN
     END IF;
 
     -- Level 1: the call's identities, in a fixed order.
-    FOR v_lock IN
-        SELECT DISTINCT hashtextextended(format('convkey:%s:%s:%s', p_business_id, c.k, c.v), 0)
-          FROM unnest(p_kinds, p_values) AS c(k, v) ORDER BY 1
-    LOOP
-        PERFORM pg_advisory_xact_lock(v_lock);
-    END LOOP;
+    PERFORM convkey._lock_identities(p_business_id, p_kinds, p_values);
 
     LOOP
         v_attempt := v_attempt + 1;
@@ -90,16 +85,9 @@ BEGIN
           FROM unnest(p_kinds, p_values) WITH ORDINALITY AS c(k, v, n)
           LEFT JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = c.k AND i.value = c.v;
         -- Level 2: pending persons (identities learned from links, no conversation yet).
-        FOR v_lock IN
-            SELECT DISTINCT hashtextextended(format('convkey:pending:%s:%s', p_business_id, x), 0)
-              FROM unnest(v_pending) AS x WHERE x IS NOT NULL ORDER BY 1
-        LOOP
-            PERFORM pg_advisory_xact_lock(v_lock);
-        END LOOP;
+        PERFORM convkey._lock_pending_persons(p_business_id, v_pending);
         -- Level 3: the owning conversations, one statement, id order.
-        PERFORM 1 FROM convkey.whatsapp_conversation c
-          WHERE c.business_id = p_business_id AND c.id = ANY (v_owner)
-          ORDER BY c.id FOR NO KEY UPDATE;
+        PERFORM convkey._lock_conversations(p_business_id, v_owner);
         SELECT array_agg(i.conversation_id ORDER BY c.n), array_agg(i.pending_person_id ORDER BY c.n)
           INTO v_owner2, v_pending2
           FROM unnest(p_kinds, p_values) WITH ORDINALITY AS c(k, v, n)
@@ -175,8 +163,10 @@ BEGIN
                                 WHERE a.k = i.kind AND a.v = i.value)
              ORDER BY array_position(ARRAY['lead', 'phone', 'lid', 'bsuid'], i.kind), i.value
         LOOP
+            -- leads of one pending person were joined by merge_leads: they stay together
             CONTINUE WHEN v_member.kind = 'lead' AND v_anchor_lead IS NOT NULL
-                          AND v_member.value <> v_anchor_lead::text;
+                          AND v_member.value <> v_anchor_lead::text
+                          AND NOT (p_kinds[1] = 'lead' AND v_pending[1] IS NOT NULL);
             CONTINUE WHEN v_member.kind <> 'lead' AND v_group_phone_clash;
             v_attach_k := v_attach_k || v_member.kind;
             v_attach_v := v_attach_v || v_member.value;
@@ -187,6 +177,13 @@ BEGIN
             END IF;
         END LOOP;
     END IF;
+
+    -- The surviving lead among attached leads: one not marked as merged away by merge_leads.
+    SELECT a.v::bigint INTO v_new_lead
+      FROM unnest(v_attach_k, v_attach_v) AS a(k, v)
+      LEFT JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = 'lead' AND i.value = a.v
+     WHERE a.k = 'lead'
+     ORDER BY i.source = 'merge_leads' NULLS FIRST, a.v = v_anchor_lead::text DESC, a.v LIMIT 1;
 
     v_trigger := jsonb_build_object('via', p_via, 'kinds', to_jsonb(p_kinds), 'values', to_jsonb(p_values));
     IF cardinality(v_merge) > 0 THEN
@@ -203,16 +200,21 @@ BEGIN
         END LOOP;
     ELSE
         -- A new conversation, keyed by the strongest identity it gets.
-        SELECT format('%s:%s:%s', a.k, p_business_id, a.v) INTO v_key
-          FROM unnest(v_attach_k, v_attach_v) AS a(k, v)
-         ORDER BY array_position(ARRAY['lead', 'phone', 'lid', 'bsuid'], a.k), a.v LIMIT 1;
         SELECT a.v INTO v_c_phone FROM unnest(v_attach_k, v_attach_v) AS a(k, v)
          WHERE a.k = 'phone' ORDER BY a.v = v_person_phone DESC, a.v LIMIT 1;
+        IF v_new_lead IS NOT NULL THEN
+            v_key := format('lead:%s:%s', p_business_id, v_new_lead);
+        ELSIF v_c_phone IS NOT NULL THEN
+            v_key := format('phone:%s:%s', p_business_id, v_c_phone);
+        ELSE
+            SELECT format('%s:%s:%s', a.k, p_business_id, a.v) INTO v_key
+              FROM unnest(v_attach_k, v_attach_v) AS a(k, v)
+             ORDER BY array_position(ARRAY['lid', 'bsuid'], a.k), a.v LIMIT 1;
+        END IF;
         INSERT INTO convkey.whatsapp_conversation
             (business_id, canonical_key, lead_id, phone_e164, customer_wa_id, provider, session_started_at)
         VALUES (p_business_id, v_key,
-                (SELECT a.v::bigint FROM unnest(v_attach_k, v_attach_v) AS a(k, v) WHERE a.k = 'lead' LIMIT 1),
-                v_c_phone, p_customer_wa_id, coalesce(p_provider, 'baileys'), coalesce(p_at, now()))
+                v_new_lead, v_c_phone, p_customer_wa_id, coalesce(p_provider, 'baileys'), coalesce(p_at, now()))
         RETURNING id INTO o_conversation_id;
         o_created := true;
     END IF;
@@ -235,7 +237,7 @@ BEGIN
                                          v_conf_owner[v_i], v_conf_rule[v_i]);
     END LOOP;
     IF NOT o_created THEN
-        PERFORM convkey._refresh_conversation(p_business_id, o_conversation_id);
+        PERFORM convkey._refresh_conversation(p_business_id, o_conversation_id, v_new_lead, v_person_phone);
     END IF;
 END;
 $$;

@@ -52,7 +52,10 @@ def yoyo_url(dsn: str) -> str:
         if password:
             netloc += ":" + quote(password, safe="")
         netloc += "@"
-    if host and not host.startswith("/") and "," not in host:
+    elif password:
+        params["password"] = password
+    # a unix-socket folder, a host list or an IPv6 address cannot stand in the URL's netloc
+    if host and not host.startswith("/") and "," not in host and ":" not in host:
         netloc += host
         if port:
             netloc += f":{port}"
@@ -61,8 +64,12 @@ def yoyo_url(dsn: str) -> str:
             params["host"] = host
         if port:
             params["port"] = port
+    path = quote(dbname, safe="")
+    if path != dbname:
+        # yoyo does not unquote the URL path; its query arguments override it and are unquoted
+        params["dbname"] = dbname
     query = ("?" + urlencode(params)) if params else ""
-    return f"postgresql+psycopg://{netloc}/{quote(dbname, safe='')}{query}"
+    return f"postgresql+psycopg://{netloc}/{path}{query}"
 
 
 @dataclass
