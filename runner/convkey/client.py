@@ -13,6 +13,7 @@ from typing import Any
 
 from .connector import Connector
 from .embedded import resolve_dsn
+from .jid import parse_wa_id
 from .phone import normalize_phone
 
 _BSUID = re.compile(r"^\s*[A-Za-z]{2}(\.ENT)?\.[0-9]+\s*$", re.IGNORECASE)
@@ -52,6 +53,18 @@ class Client:
     def phone(self, raw: str | None) -> str | None:
         return None if raw is None else normalize_phone(raw, self.default_region)
 
+    @staticmethod
+    def _with_alt(wa_id: str | None, alt: str | None, phone: str | None) -> tuple[str | None, str | None]:
+        """Fold a LID/phone JID pair into (the LID, its phone) so one call both records and links."""
+        if not alt or not wa_id or phone:
+            return wa_id, phone
+        a, b = parse_wa_id(wa_id, "customer_wa_id"), parse_wa_id(alt, "alt_wa_id")
+        if a.kind == "lid" and b.kind == "pn":
+            return wa_id, b.phone_e164
+        if a.kind == "pn" and b.kind == "lid":
+            return alt, a.phone_e164
+        return wa_id, phone
+
     # --- the SQL API -------------------------------------------------------------------------
     def get_or_create_conversation(
         self,
@@ -80,7 +93,12 @@ class Client:
         phone: str | None = None,
         sent_at: dt.datetime | None = None,
         source: str | None = None,
+        alt_wa_id: str | None = None,
     ) -> dict[str, Any]:
+        """Store one message (idempotent by provider_message_id). ``alt_wa_id`` is the other form of
+        the customer's identifier when the provider reveals it (Baileys ``key.remoteJidAlt``): a LID
+        and phone pair is recorded and linked in the same single call."""
+        customer_wa_id, phone = self._with_alt(customer_wa_id, alt_wa_id, phone)
         return self.connector.one("record_message", {
             "business_id": business_id, "customer_wa_id": self.wa_id(customer_wa_id), "direction": direction,
             "provider_message_id": provider_message_id, "body": body, "provider": provider, "lead_id": lead_id,
@@ -132,3 +150,27 @@ class Client:
 
     def parse_wa_id(self, raw: str) -> dict[str, Any]:
         return self.connector.one("parse_wa_id", {"raw": raw})
+
+    # --- the identity graph ------------------------------------------------------------------
+    def link_identity(self, business_id: int, wa_id: str, other: str, source: str = "message") -> int | None:
+        return self.connector.one("link_identity", {
+            "business_id": business_id, "wa_id": self.wa_id(wa_id), "other": self.wa_id(other),
+            "source": source})["conversation_id"]
+
+    def assign_lead(self, business_id: int, conversation_id: int, lead_id: int, lead_name: str | None = None) -> int:
+        return self.connector.one("assign_lead", {
+            "business_id": business_id, "conversation_id": conversation_id, "lead_id": lead_id,
+            "lead_name": lead_name})["conversation_id"]
+
+    def merge_leads(self, business_id: int, from_lead_id: int, into_lead_id: int) -> int | None:
+        return self.connector.one("merge_leads", {
+            "business_id": business_id, "from_lead_id": from_lead_id, "into_lead_id": into_lead_id,
+        })["conversation_id"]
+
+    def merge_conversations(self, business_id: int, primary_id: int, duplicate_id: int, reason: str = "manual") -> int:
+        return self.connector.one("merge_conversations", {
+            "business_id": business_id, "primary_id": primary_id, "duplicate_id": duplicate_id,
+            "reason": reason})["conversation_id"]
+
+    def unmerge(self, business_id: int, merge_id: int) -> int:
+        return self.connector.one("unmerge", {"business_id": business_id, "merge_id": merge_id})["conversation_id"]

@@ -29,3 +29,18 @@ SELECT convkey.canonical_key(%(business_id)s, %(lead_id)s, %(phone_e164)s, %(lid
 
 -- parse_wa_id --
 SELECT kind, jid_user, device, phone_e164, lid FROM convkey.parse_wa_id(%(raw)s)
+
+-- link_identity --
+SELECT convkey.link_identity(%(business_id)s, %(wa_id)s, %(other)s, %(source)s) AS conversation_id
+
+-- assign_lead --
+SELECT convkey.assign_lead(%(business_id)s, %(conversation_id)s, %(lead_id)s, %(lead_name)s) AS conversation_id
+
+-- merge_leads --
+SELECT convkey.merge_leads(%(business_id)s, %(from_lead_id)s, %(into_lead_id)s) AS conversation_id
+
+-- merge_conversations --
+SELECT convkey.merge_conversations(%(business_id)s, %(primary_id)s, %(duplicate_id)s, %(reason)s) AS conversation_id
+
+-- unmerge --
+SELECT convkey.unmerge(%(business_id)s, %(merge_id)s) AS conversation_id
