@@ -1,8 +1,10 @@
 -- convkey._resolve_conversation(p_business_id bigint, p_kinds text[], p_values text[],
 --     p_customer_wa_id text, p_provider text, p_at timestamptz, p_via text,
---     OUT o_conversation_id bigint, OUT o_created boolean)
+--     p_self bigint DEFAULT NULL, OUT o_conversation_id bigint, OUT o_created boolean)
 -- The race-free get-or-create behind every API call. p_kinds/p_values are the call's
--- identities, strongest first (from convkey._call_identities).
+-- identities, strongest first (from convkey._call_identities). p_self (the backfill) is an
+-- existing unresolved legacy row that these identities were derived from: it takes part like
+-- any other owner (it joins, or its identities' owners merge into it), never the fast path.
 --   * Fast path: all of them already belong to one conversation: return it, write nothing.
 --   * Otherwise serialize on the identities (advisory transaction locks in hash order), then on
 --     their pending persons, then lock their conversations (one statement, id order), re-read
@@ -28,6 +30,7 @@ CREATE OR REPLACE FUNCTION convkey._resolve_conversation(
     p_provider text,
     p_at timestamptz,
     p_via text,
+    p_self bigint DEFAULT NULL,
     OUT o_conversation_id bigint,
     OUT o_created boolean)
 LANGUAGE plpgsql
@@ -69,7 +72,7 @@ BEGIN
       INTO v_min, v_max, v_owned
       FROM unnest(p_kinds, p_values) AS c(k, v)
       JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = c.k AND i.value = c.v;
-    IF v_owned = v_n AND v_min = v_max THEN
+    IF v_owned = v_n AND v_min = v_max AND p_self IS NULL THEN
         o_conversation_id := v_min;
         o_created := false;
         RETURN;
@@ -87,7 +90,7 @@ BEGIN
         -- Level 2: pending persons (identities learned from links, no conversation yet).
         PERFORM convkey._lock_pending_persons(p_business_id, v_pending);
         -- Level 3: the owning conversations, one statement, id order.
-        PERFORM convkey._lock_conversations(p_business_id, v_owner);
+        PERFORM convkey._lock_conversations(p_business_id, v_owner || p_self);
         SELECT array_agg(i.conversation_id ORDER BY c.n), array_agg(i.pending_person_id ORDER BY c.n)
           INTO v_owner2, v_pending2
           FROM unnest(p_kinds, p_values) WITH ORDINALITY AS c(k, v, n)
@@ -109,6 +112,9 @@ BEGIN
     END IF;
     IF p_kinds[1] = 'lead' THEN
         v_anchor_lead := p_values[1]::bigint;
+    END IF;
+    IF p_self IS NOT NULL THEN
+        v_merge := ARRAY[p_self];
     END IF;
     FOR v_i IN 1 .. v_n LOOP
         v_c := v_owner[v_i];
@@ -181,9 +187,11 @@ BEGIN
     -- The surviving lead among attached leads: one not marked as merged away by merge_leads.
     SELECT a.v::bigint INTO v_new_lead
       FROM unnest(v_attach_k, v_attach_v) AS a(k, v)
-      LEFT JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = 'lead' AND i.value = a.v
      WHERE a.k = 'lead'
-     ORDER BY i.source = 'merge_leads' NULLS FIRST, a.v = v_anchor_lead::text DESC, a.v LIMIT 1;
+     ORDER BY (SELECT i.source FROM convkey.identity i
+                WHERE i.business_id = p_business_id AND i.kind = 'lead' AND i.value = a.v) = 'merge_leads' NULLS FIRST,
+              a.v = v_anchor_lead::text DESC, a.v
+     LIMIT 1;
 
     v_trigger := jsonb_build_object('via', p_via, 'kinds', to_jsonb(p_kinds), 'values', to_jsonb(p_values));
     IF cardinality(v_merge) > 0 THEN
@@ -196,7 +204,8 @@ BEGIN
              WHERE c.business_id = p_business_id AND c.id = ANY (v_merge) AND c.id <> o_conversation_id
              ORDER BY c.id
         LOOP
-            PERFORM convkey._merge_conversations(p_business_id, o_conversation_id, v_c, 'auto', v_trigger);
+            PERFORM convkey._merge_conversations(p_business_id, o_conversation_id, v_c,
+                                                 CASE WHEN p_self IS NULL THEN 'auto' ELSE 'backfill' END, v_trigger);
         END LOOP;
     ELSE
         -- A new conversation, keyed by the strongest identity it gets.
@@ -242,5 +251,5 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION convkey._resolve_conversation(bigint, text[], text[], text, text, timestamptz, text) IS
+COMMENT ON FUNCTION convkey._resolve_conversation(bigint, text[], text[], text, text, timestamptz, text, bigint) IS
     'Internal race-free get-or-create: find, create, attach, move or merge by the call''s identities.';

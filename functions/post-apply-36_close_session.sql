@@ -19,13 +19,10 @@ BEGIN
             MESSAGE = format('p_summary is larger than 64 KB (%s bytes)', octet_length(p_summary)),
             HINT = 'Summaries are at most 64 KB.';
     END IF;
-    LOOP
-        v_id := convkey._live_conversation(p_business_id, p_conversation_id, 'p_conversation_id');
-        UPDATE convkey.whatsapp_conversation c
-           SET is_open = false, summary_created = true, summary = coalesce(p_summary, c.summary), updated_at = now()
-         WHERE c.business_id = p_business_id AND c.id = v_id AND c.merged_into_id IS NULL;
-        EXIT WHEN FOUND;
-    END LOOP;
+    v_id := convkey._lock_live_conversation(p_business_id, p_conversation_id, 'p_conversation_id');
+    UPDATE convkey.whatsapp_conversation c
+       SET is_open = false, summary_created = true, summary = coalesce(p_summary, c.summary), updated_at = now()
+     WHERE c.business_id = p_business_id AND c.id = v_id;
 END;
 $$;
 

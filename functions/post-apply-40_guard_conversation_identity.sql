@@ -3,7 +3,9 @@
 -- phone_e164 or canonical_key change. Applications change lead and phone through the API
 -- (assign_lead, merge_leads, get_or_create_conversation), which writes identities first and the
 -- row second; a direct UPDATE that would leave the key and the identities disagreeing is
--- refused. Unresolved legacy rows (key NULL before and after) and tombstoning are free.
+-- refused. Unresolved legacy rows (key NULL before and after) and tombstoning are free. The
+-- backfill's bulk claim (convkey._backfill_resolve_batch), which writes identities and keys
+-- together for thousands of rows, sets convkey.backfill_claim for that one statement.
 -- Locks: none. Raises 22023 with a hint naming the API function.
 CREATE OR REPLACE FUNCTION convkey.tg_whatsapp_conversation__guard_identity()
 RETURNS trigger
@@ -50,7 +52,8 @@ COMMENT ON FUNCTION convkey.tg_whatsapp_conversation__guard_identity() IS
 CREATE OR REPLACE TRIGGER _100_guard_identity
     BEFORE UPDATE ON convkey.whatsapp_conversation
     FOR EACH ROW
-    WHEN (OLD.lead_id IS DISTINCT FROM NEW.lead_id
-          OR OLD.phone_e164 IS DISTINCT FROM NEW.phone_e164
-          OR OLD.canonical_key IS DISTINCT FROM NEW.canonical_key)
+    WHEN ((OLD.lead_id IS DISTINCT FROM NEW.lead_id
+           OR OLD.phone_e164 IS DISTINCT FROM NEW.phone_e164
+           OR OLD.canonical_key IS DISTINCT FROM NEW.canonical_key)
+          AND current_setting('convkey.backfill_claim', true) IS DISTINCT FROM 'on')
     EXECUTE FUNCTION convkey.tg_whatsapp_conversation__guard_identity();

@@ -5,6 +5,244 @@ CREATE SCHEMA convkey;
 
 COMMENT ON SCHEMA convkey IS 'convkey: one WhatsApp conversation per person (canonical keys, identity graph, merges).';
 
+CREATE TYPE convkey.backfill_candidate AS (
+	business_id bigint,
+	conversation_id bigint,
+	kinds text[],
+	vals text[],
+	reason text
+);
+
+COMMENT ON TYPE convkey.backfill_candidate IS 'A legacy row of one backfill batch with the identities derived from it (or why it has none).';
+
+CREATE FUNCTION convkey._backfill_identities(p_business_id bigint, p_lead_id bigint, p_phone text, p_wa_id text, p_wa_phone text, p_error text, OUT o_kinds text[], OUT o_values text[], OUT o_reason text) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    o_kinds := '{}'::text[];
+    o_values := '{}'::text[];
+    IF p_error IS NOT NULL THEN
+        o_reason := p_error;
+        RETURN;
+    END IF;
+    IF p_phone IS NOT NULL AND p_wa_phone IS NOT NULL AND p_phone <> p_wa_phone THEN
+        o_reason := format('phone_e164 (%s) and customer_wa_id (%s) name different phones',
+                           convkey._mask(p_phone), convkey._mask(p_wa_phone));
+        RETURN;
+    END IF;
+    BEGIN
+        SELECT i.o_kinds, i.o_values INTO o_kinds, o_values
+          FROM convkey._call_identities(p_business_id,
+                                        CASE WHEN p_wa_phone IS NULL THEN nullif(btrim(p_wa_id), '') END,
+                                        p_lead_id, coalesce(p_phone, p_wa_phone)) AS i;
+    EXCEPTION WHEN invalid_parameter_value OR string_data_right_truncation THEN
+        o_reason := SQLERRM;
+        o_kinds := '{}'::text[];
+        o_values := '{}'::text[];
+    END;
+END;
+$$;
+
+COMMENT ON FUNCTION convkey._backfill_identities(p_business_id bigint, p_lead_id bigint, p_phone text, p_wa_id text, p_wa_phone text, p_error text, OUT o_kinds text[], OUT o_values text[], OUT o_reason text) IS 'Internal: identities of a legacy row, strongest first, or the reason it cannot be resolved (never raises).';
+
+CREATE PROCEDURE convkey._backfill_merge_batch(IN p_scope bigint, IN p_business_ids bigint[], IN p_ids bigint[], IN p_commit boolean, INOUT p_stats jsonb DEFAULT '{}'::jsonb)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_out text;
+BEGIN
+    p_stats := coalesce(p_stats, '{}'::jsonb);
+    FOR v_i IN 1 .. coalesce(cardinality(p_ids), 0) LOOP
+        v_out := convkey._backfill_merge_row(p_business_ids[v_i], p_ids[v_i]);
+        p_stats := jsonb_set(p_stats, ARRAY[v_out], to_jsonb(coalesce((p_stats->>v_out)::int, 0) + 1));
+        INSERT INTO convkey.backfill_cursor AS k (business_id, phase, last_business_id, last_id)
+        VALUES (p_scope, 'merge', p_business_ids[v_i], p_ids[v_i])
+        ON CONFLICT (business_id, phase) DO UPDATE
+           SET last_business_id = EXCLUDED.last_business_id, last_id = EXCLUDED.last_id, updated_at = now(),
+               finished_at = NULL;
+        IF p_commit THEN
+            COMMIT;
+        END IF;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON PROCEDURE convkey._backfill_merge_batch(IN p_scope bigint, IN p_business_ids bigint[], IN p_ids bigint[], IN p_commit boolean, INOUT p_stats jsonb) IS 'Internal backfill phase 2: merge a batch of deferred legacy rows, one transaction per row.';
+
+CREATE FUNCTION convkey._backfill_merge_row(p_business_id bigint, p_conversation_id bigint) RETURNS text
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_kinds  text[];
+    v_vals   text[];
+    v_key    text;
+    v_merged bigint;
+BEGIN
+    SELECT r.kinds, r.vals INTO v_kinds, v_vals FROM convkey.backfill_row r
+     WHERE r.business_id = p_business_id AND r.conversation_id = p_conversation_id AND r.status = 'deferred';
+    IF NOT FOUND THEN
+        RETURN 'gone';
+    END IF;
+    PERFORM 1 FROM convkey.whatsapp_conversation c
+      WHERE c.business_id = p_business_id AND c.id = p_conversation_id
+        AND c.canonical_key IS NULL AND c.merged_into_id IS NULL
+        FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        DELETE FROM convkey.backfill_row r WHERE r.business_id = p_business_id AND r.conversation_id = p_conversation_id;
+        RETURN 'gone';
+    END IF;
+    BEGIN
+        PERFORM convkey._resolve_conversation(p_business_id, v_kinds, v_vals, NULL, 'baileys', NULL, 'backfill',
+                                              p_conversation_id);
+    EXCEPTION
+        WHEN deadlock_detected OR serialization_failure OR lock_not_available OR query_canceled THEN
+            RAISE;
+        WHEN OTHERS THEN
+            UPDATE convkey.backfill_row r
+               SET status = 'unresolvable', reason = format('error %s: %s', SQLSTATE, SQLERRM), updated_at = now()
+             WHERE r.business_id = p_business_id AND r.conversation_id = p_conversation_id;
+            RETURN 'conflict';
+    END;
+    SELECT c.canonical_key, c.merged_into_id INTO v_key, v_merged FROM convkey.whatsapp_conversation c
+     WHERE c.business_id = p_business_id AND c.id = p_conversation_id;
+    IF v_merged IS NULL AND v_key IS NULL THEN
+        UPDATE convkey.backfill_row r
+           SET status = 'unresolvable', updated_at = now(),
+               reason = 'its identities belong to conversations it may not join (another lead, another phone, or a separation)'
+         WHERE r.business_id = p_business_id AND r.conversation_id = p_conversation_id;
+        RETURN 'conflict';
+    END IF;
+    DELETE FROM convkey.backfill_row r WHERE r.business_id = p_business_id AND r.conversation_id = p_conversation_id;
+    RETURN CASE WHEN v_merged IS NOT NULL THEN 'merged' ELSE 'resolved' END;
+END;
+$$;
+
+COMMENT ON FUNCTION convkey._backfill_merge_row(p_business_id bigint, p_conversation_id bigint) IS 'Internal backfill phase 2: resolve one deferred legacy row through the get-or-create resolver (merges audited).';
+
+CREATE FUNCTION convkey._backfill_resolve_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[]) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_business     bigint;
+    v_read         int;
+    v_resolved     jsonb;
+    v_deferred     int;
+    v_unresolvable int;
+    v_n            int := cardinality(p_ids);
+    v_rows         convkey.backfill_candidate[];
+    v_writes       bigint;
+BEGIN
+    IF v_n = 0 THEN
+        RETURN jsonb_build_object('read', 0, 'resolved', '{}'::jsonb, 'deferred', 0, 'unresolvable', 0);
+    END IF;
+    FOR v_business IN SELECT DISTINCT b FROM unnest(p_business_ids) AS b ORDER BY 1 LOOP
+        PERFORM pg_advisory_xact_lock(hashtextextended(format('convkey:backfill:%s', v_business), 0));
+    END LOOP;
+
+    -- The batch's rows still unresolved, locked, with the identities derived from each.
+    SELECT coalesce(array_agg(ROW(b.business_id, b.id, d.o_kinds, d.o_values, d.o_reason)::convkey.backfill_candidate),
+                    '{}'::convkey.backfill_candidate[])
+      INTO v_rows
+      FROM (SELECT c.business_id, c.id, c.lead_id, c.customer_wa_id, u.phone, u.wa_phone, u.err
+              FROM unnest(p_business_ids, p_ids, p_phones, p_wa_phones, p_errors) AS u(b, id, phone, wa_phone, err)
+              JOIN convkey.whatsapp_conversation c ON c.business_id = u.b AND c.id = u.id
+             WHERE c.canonical_key IS NULL AND c.merged_into_id IS NULL
+               FOR NO KEY UPDATE OF c) AS b
+     CROSS JOIN LATERAL convkey._backfill_identities(b.business_id, b.lead_id, b.phone, b.customer_wa_id, b.wa_phone, b.err) AS d;
+    v_read := cardinality(v_rows);
+
+    -- In one statement: rows whose identities are all new (owned by nobody, shared with no other
+    -- row of the batch) claim them and get their key and phone (the identity guard is told: this
+    -- statement writes keys whose identities it writes); the others are staged, deferred (they
+    -- collide) or unresolvable (with the reason); rows staged by an earlier run and resolved now
+    -- leave the staging table.
+    PERFORM set_config('convkey.backfill_claim', 'on', true);
+    WITH rows AS (
+        SELECT r.* FROM unnest(v_rows) AS r
+    ), ids AS (
+        SELECT r.business_id, r.conversation_id, x.k, x.v
+          FROM rows r CROSS JOIN LATERAL unnest(r.kinds, r.vals) AS x(k, v)
+         WHERE r.reason IS NULL
+    ), shared AS (
+        SELECT i.business_id, i.k, i.v FROM ids i GROUP BY 1, 2, 3 HAVING count(*) > 1
+    ), blocked AS (
+        SELECT i.business_id, i.conversation_id FROM ids i
+         WHERE EXISTS (SELECT 1 FROM convkey.identity t
+                        WHERE t.business_id = i.business_id AND t.kind = i.k AND t.value = i.v)
+        UNION
+        SELECT i.business_id, i.conversation_id FROM ids i
+          JOIN shared s ON s.business_id = i.business_id AND s.k = i.k AND s.v = i.v
+    ), winners AS (
+        SELECT r.* FROM rows r
+         WHERE r.reason IS NULL
+           AND NOT EXISTS (SELECT 1 FROM blocked bl
+                            WHERE bl.business_id = r.business_id AND bl.conversation_id = r.conversation_id)
+    ), claimed AS (
+        INSERT INTO convkey.identity (business_id, kind, value, conversation_id, source)
+        SELECT w.business_id, x.k, x.v, w.conversation_id, 'backfill'
+          FROM winners w CROSS JOIN LATERAL unnest(w.kinds, w.vals) AS x(k, v)
+        RETURNING 1
+    ), keyed AS (
+        UPDATE convkey.whatsapp_conversation c
+           SET canonical_key = format('%s:%s:%s', w.kinds[1], w.business_id, w.vals[1]),
+               phone_e164 = w.vals[array_position(w.kinds, 'phone')],
+               updated_at = now()
+          FROM winners w
+         WHERE c.business_id = w.business_id AND c.id = w.conversation_id
+        RETURNING w.kinds[1] AS kind
+    ), staged AS (
+        INSERT INTO convkey.backfill_row AS b (business_id, conversation_id, status, kinds, vals, reason)
+        SELECT r.business_id, r.conversation_id, CASE WHEN r.reason IS NULL THEN 'deferred' ELSE 'unresolvable' END,
+               r.kinds, r.vals, r.reason
+          FROM rows r
+         WHERE NOT EXISTS (SELECT 1 FROM winners w
+                            WHERE w.business_id = r.business_id AND w.conversation_id = r.conversation_id)
+        ON CONFLICT (business_id, conversation_id) DO UPDATE
+           SET status = EXCLUDED.status, kinds = EXCLUDED.kinds, vals = EXCLUDED.vals, reason = EXCLUDED.reason,
+               updated_at = now()
+         WHERE (b.status, b.kinds, b.vals, b.reason) IS DISTINCT FROM
+               (EXCLUDED.status, EXCLUDED.kinds, EXCLUDED.vals, EXCLUDED.reason)
+        RETURNING 1
+    ), unstaged AS (
+        DELETE FROM convkey.backfill_row b USING winners w
+         WHERE b.business_id = w.business_id AND b.conversation_id = w.conversation_id
+        RETURNING 1
+    )
+    SELECT (SELECT coalesce(jsonb_object_agg(s.kind, s.n), '{}'::jsonb)
+              FROM (SELECT k.kind, count(*) AS n FROM keyed k GROUP BY k.kind) AS s),
+           (SELECT count(*) FROM rows r WHERE r.reason IS NULL) - (SELECT count(*) FROM winners),
+           (SELECT count(*) FROM rows r WHERE r.reason IS NOT NULL),
+           (SELECT count(*) FROM claimed) + (SELECT count(*) FROM staged) + (SELECT count(*) FROM unstaged)
+      INTO v_resolved, v_deferred, v_unresolvable, v_writes;
+    PERFORM set_config('convkey.backfill_claim', 'off', true);
+
+    INSERT INTO convkey.backfill_cursor AS k (business_id, phase, last_business_id, last_id)
+    VALUES (p_scope, 'resolve', p_business_ids[v_n], p_ids[v_n])
+    ON CONFLICT (business_id, phase) DO UPDATE
+       SET last_business_id = EXCLUDED.last_business_id, last_id = EXCLUDED.last_id, updated_at = now(),
+           finished_at = NULL;
+    RETURN jsonb_build_object('read', v_read, 'resolved', v_resolved, 'deferred', v_deferred,
+                              'unresolvable', v_unresolvable);
+END;
+$$;
+
+COMMENT ON FUNCTION convkey._backfill_resolve_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[]) IS 'Internal backfill phase 1: stage a batch of legacy rows; rows with only new identities claim them and get keys.';
+
+CREATE FUNCTION convkey._blank_chars() RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT E' \t\n\r\x0B\f'
+        || E'\u00A0\u00AD\u034F\u061C\u115F\u1160\u1680\u180E'
+        || E'\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200A'
+        || E'\u200B\u200C\u200D\u200E\u200F'
+        || E'\u2028\u2029\u202A\u202B\u202C\u202D\u202E\u202F'
+        || E'\u205F\u2060\u2061\u2062\u2063\u2064'
+        || E'\u2066\u2067\u2068\u2069\u206A\u206B\u206C\u206D\u206E\u206F'
+        || E'\u2800\u3000\u3164\uFEFF\uFFA0'
+$$;
+
+COMMENT ON FUNCTION convkey._blank_chars() IS 'Internal: whitespace, zero-width, direction-mark and filler characters that never make a name.';
+
 CREATE FUNCTION convkey._bsuid_value(p_bsuid text, p_param text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $_$
@@ -288,6 +526,9 @@ CREATE FUNCTION convkey._lock_identities(p_business_id bigint, p_kinds text[], p
 DECLARE
     v_lock bigint;
 BEGIN
+    -- Level 0: a shared lock per business; the backfill's bulk claim takes it exclusively for
+    -- one short batch, so no identity is claimed by two writers at once.
+    PERFORM pg_advisory_xact_lock_shared(hashtextextended(format('convkey:backfill:%s', p_business_id), 0));
     FOR v_lock IN
         SELECT DISTINCT hashtextextended(format('convkey:%s:%s:%s', p_business_id, c.k, c.v), 0)
           FROM unnest(p_kinds, p_values) AS c(k, v) ORDER BY 1
@@ -298,6 +539,26 @@ END;
 $$;
 
 COMMENT ON FUNCTION convkey._lock_identities(p_business_id bigint, p_kinds text[], p_values text[]) IS 'Internal: advisory transaction locks on identities, in hash order.';
+
+CREATE FUNCTION convkey._lock_live_conversation(p_business_id bigint, p_conversation_id bigint, p_param text) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_id bigint := p_conversation_id;
+BEGIN
+    LOOP
+        v_id := convkey._live_conversation(p_business_id, v_id, p_param);
+        PERFORM 1 FROM convkey.whatsapp_conversation c
+          WHERE c.business_id = p_business_id AND c.id = v_id AND c.merged_into_id IS NULL
+          FOR NO KEY UPDATE;
+        IF FOUND THEN
+            RETURN v_id;
+        END IF;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION convkey._lock_live_conversation(p_business_id bigint, p_conversation_id bigint, p_param text) IS 'Internal: the live conversation an id ended in, row-locked against concurrent merges.';
 
 CREATE FUNCTION convkey._lock_pending_persons(p_business_id bigint, p_ids bigint[]) RETURNS void
     LANGUAGE plpgsql
@@ -891,7 +1152,7 @@ $$;
 
 COMMENT ON FUNCTION convkey._resolve_and_touch(p_business_id bigint, p_kinds text[], p_values text[], p_customer_wa_id text, p_provider text, p_direction text, p_at timestamp with time zone, p_via text) IS 'Internal: get-or-create plus monotonic activity update; re-resolves if a merge raced it.';
 
-CREATE FUNCTION convkey._resolve_conversation(p_business_id bigint, p_kinds text[], p_values text[], p_customer_wa_id text, p_provider text, p_at timestamp with time zone, p_via text, OUT o_conversation_id bigint, OUT o_created boolean) RETURNS record
+CREATE FUNCTION convkey._resolve_conversation(p_business_id bigint, p_kinds text[], p_values text[], p_customer_wa_id text, p_provider text, p_at timestamp with time zone, p_via text, p_self bigint DEFAULT NULL::bigint, OUT o_conversation_id bigint, OUT o_created boolean) RETURNS record
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -931,7 +1192,7 @@ BEGIN
       INTO v_min, v_max, v_owned
       FROM unnest(p_kinds, p_values) AS c(k, v)
       JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = c.k AND i.value = c.v;
-    IF v_owned = v_n AND v_min = v_max THEN
+    IF v_owned = v_n AND v_min = v_max AND p_self IS NULL THEN
         o_conversation_id := v_min;
         o_created := false;
         RETURN;
@@ -949,7 +1210,7 @@ BEGIN
         -- Level 2: pending persons (identities learned from links, no conversation yet).
         PERFORM convkey._lock_pending_persons(p_business_id, v_pending);
         -- Level 3: the owning conversations, one statement, id order.
-        PERFORM convkey._lock_conversations(p_business_id, v_owner);
+        PERFORM convkey._lock_conversations(p_business_id, v_owner || p_self);
         SELECT array_agg(i.conversation_id ORDER BY c.n), array_agg(i.pending_person_id ORDER BY c.n)
           INTO v_owner2, v_pending2
           FROM unnest(p_kinds, p_values) WITH ORDINALITY AS c(k, v, n)
@@ -971,6 +1232,9 @@ BEGIN
     END IF;
     IF p_kinds[1] = 'lead' THEN
         v_anchor_lead := p_values[1]::bigint;
+    END IF;
+    IF p_self IS NOT NULL THEN
+        v_merge := ARRAY[p_self];
     END IF;
     FOR v_i IN 1 .. v_n LOOP
         v_c := v_owner[v_i];
@@ -1043,9 +1307,11 @@ BEGIN
     -- The surviving lead among attached leads: one not marked as merged away by merge_leads.
     SELECT a.v::bigint INTO v_new_lead
       FROM unnest(v_attach_k, v_attach_v) AS a(k, v)
-      LEFT JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = 'lead' AND i.value = a.v
      WHERE a.k = 'lead'
-     ORDER BY i.source = 'merge_leads' NULLS FIRST, a.v = v_anchor_lead::text DESC, a.v LIMIT 1;
+     ORDER BY (SELECT i.source FROM convkey.identity i
+                WHERE i.business_id = p_business_id AND i.kind = 'lead' AND i.value = a.v) = 'merge_leads' NULLS FIRST,
+              a.v = v_anchor_lead::text DESC, a.v
+     LIMIT 1;
 
     v_trigger := jsonb_build_object('via', p_via, 'kinds', to_jsonb(p_kinds), 'values', to_jsonb(p_values));
     IF cardinality(v_merge) > 0 THEN
@@ -1058,7 +1324,8 @@ BEGIN
              WHERE c.business_id = p_business_id AND c.id = ANY (v_merge) AND c.id <> o_conversation_id
              ORDER BY c.id
         LOOP
-            PERFORM convkey._merge_conversations(p_business_id, o_conversation_id, v_c, 'auto', v_trigger);
+            PERFORM convkey._merge_conversations(p_business_id, o_conversation_id, v_c,
+                                                 CASE WHEN p_self IS NULL THEN 'auto' ELSE 'backfill' END, v_trigger);
         END LOOP;
     ELSE
         -- A new conversation, keyed by the strongest identity it gets.
@@ -1104,7 +1371,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION convkey._resolve_conversation(p_business_id bigint, p_kinds text[], p_values text[], p_customer_wa_id text, p_provider text, p_at timestamp with time zone, p_via text, OUT o_conversation_id bigint, OUT o_created boolean) IS 'Internal race-free get-or-create: find, create, attach, move or merge by the call''s identities.';
+COMMENT ON FUNCTION convkey._resolve_conversation(p_business_id bigint, p_kinds text[], p_values text[], p_customer_wa_id text, p_provider text, p_at timestamp with time zone, p_via text, p_self bigint, OUT o_conversation_id bigint, OUT o_created boolean) IS 'Internal race-free get-or-create: find, create, attach, move or merge by the call''s identities.';
 
 CREATE FUNCTION convkey._set_lead(p_business_id bigint, p_conversation_id bigint, p_lead_id bigint) RETURNS void
     LANGUAGE plpgsql
@@ -1246,17 +1513,34 @@ BEGIN
             MESSAGE = format('p_summary is larger than 64 KB (%s bytes)', octet_length(p_summary)),
             HINT = 'Summaries are at most 64 KB.';
     END IF;
-    LOOP
-        v_id := convkey._live_conversation(p_business_id, p_conversation_id, 'p_conversation_id');
-        UPDATE convkey.whatsapp_conversation c
-           SET is_open = false, summary_created = true, summary = coalesce(p_summary, c.summary), updated_at = now()
-         WHERE c.business_id = p_business_id AND c.id = v_id AND c.merged_into_id IS NULL;
-        EXIT WHEN FOUND;
-    END LOOP;
+    v_id := convkey._lock_live_conversation(p_business_id, p_conversation_id, 'p_conversation_id');
+    UPDATE convkey.whatsapp_conversation c
+       SET is_open = false, summary_created = true, summary = coalesce(p_summary, c.summary), updated_at = now()
+     WHERE c.business_id = p_business_id AND c.id = v_id;
 END;
 $$;
 
 COMMENT ON FUNCTION convkey.close_session(p_business_id bigint, p_conversation_id bigint, p_summary text) IS 'End a conversation''s session for the summary job (is_open false, summary_created true, summary kept).';
+
+CREATE FUNCTION convkey.display_name(p_lead_name text, p_push_name text, p_name text, p_peer_name text, p_phone text, p_fallback text DEFAULT 'ללא שם'::text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $_$
+    SELECT coalesce(
+        nullif(btrim(p_lead_name, convkey._blank_chars()), ''),
+        CASE WHEN p_push_name !~ ('@|^[' || convkey._blank_chars() || '0-9+()-]*$')
+             THEN btrim(p_push_name, convkey._blank_chars()) END,
+        CASE WHEN p_name !~ ('@|^[' || convkey._blank_chars() || '0-9]*$')
+             THEN btrim(p_name, convkey._blank_chars()) END,
+        CASE WHEN p_peer_name !~ ('@|^[' || convkey._blank_chars() || '0-9]*$')
+             THEN btrim(p_peer_name, convkey._blank_chars()) END,
+        '+' || substring(p_phone FROM
+            ('(?i)^[' || convkey._blank_chars() || ']*\+?([1-9][0-9]{6,14})'
+             || '(?:(?:[._][0-9]{1,3})?(?::[0-9]{1,3})?@(?:s\.whatsapp\.net|c\.us|hosted))?'
+             || '[' || convkey._blank_chars() || ']*$')),
+        p_fallback)
+$_$;
+
+COMMENT ON FUNCTION convkey.display_name(p_lead_name text, p_push_name text, p_name text, p_peer_name text, p_phone text, p_fallback text) IS 'The name to show: lead name > push name > name > peer name > phone (+digits, never a LID) > p_fallback. Blank, phone-only and @-containing push names and digit-only names are skipped.';
 
 CREATE FUNCTION convkey.get_or_create_conversation(p_business_id bigint, p_customer_wa_id text, p_provider text DEFAULT 'baileys'::text, p_lead_id bigint DEFAULT NULL::bigint, p_phone_e164 text DEFAULT NULL::text) RETURNS TABLE(conversation_id bigint, canonical_key text, created boolean)
     LANGUAGE plpgsql
@@ -1437,6 +1721,21 @@ END;
 $$;
 
 COMMENT ON FUNCTION convkey.link_identity(p_business_id bigint, p_wa_id text, p_other text, p_source text) IS 'Declare that two identifiers name one person: remembered before any conversation, merged/attached/moved at once otherwise. Returns the surviving conversation id or NULL. 22023 for different leads.';
+
+CREATE FUNCTION convkey.mark_read(p_business_id bigint, p_conversation_id bigint) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    v_id := convkey._lock_live_conversation(p_business_id, p_conversation_id, 'p_conversation_id');
+    UPDATE convkey.whatsapp_conversation c
+       SET last_read_at = now(), updated_at = now()
+     WHERE c.business_id = p_business_id AND c.id = v_id;
+END;
+$$;
+
+COMMENT ON FUNCTION convkey.mark_read(p_business_id bigint, p_conversation_id bigint) IS 'Mark a conversation read (last_read_at = now(); follows merges). 22023 bad ids, P0002 unknown in this business.';
 
 CREATE FUNCTION convkey.merge_conversations(p_business_id bigint, p_primary_id bigint, p_duplicate_id bigint, p_reason text DEFAULT 'manual'::text) RETURNS bigint
     LANGUAGE plpgsql
@@ -1660,6 +1959,30 @@ $$;
 
 COMMENT ON FUNCTION convkey.resolve_conversation_id(p_business_id bigint, p_conversation_id bigint) IS 'The live conversation an id ended in (follows merges). 22023 bad ids, P0002 unknown in this business.';
 
+CREATE FUNCTION convkey.set_push_name(p_business_id bigint, p_conversation_id bigint, p_push_name text) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF length(p_push_name) > 256 THEN
+        RAISE EXCEPTION USING ERRCODE = 'string_data_right_truncation',
+            MESSAGE = format('p_push_name is longer than 256 characters (%s)', length(p_push_name)),
+            HINT = 'WhatsApp profile names are short; pass at most 256 characters.';
+    END IF;
+    IF p_push_name IS NULL OR btrim(p_push_name) = '' THEN
+        -- still check the ids (22023/P0002), but a missing name never erases a stored one
+        PERFORM convkey._live_conversation(p_business_id, p_conversation_id, 'p_conversation_id');
+        RETURN;
+    END IF;
+    v_id := convkey._lock_live_conversation(p_business_id, p_conversation_id, 'p_conversation_id');
+    UPDATE convkey.whatsapp_conversation c SET push_name = p_push_name, updated_at = now()
+     WHERE c.business_id = p_business_id AND c.id = v_id AND c.push_name IS DISTINCT FROM p_push_name;
+END;
+$$;
+
+COMMENT ON FUNCTION convkey.set_push_name(p_business_id bigint, p_conversation_id bigint, p_push_name text) IS 'Store the customer''s WhatsApp push name on a conversation (follows merges; writes only a changed, non-blank name). 22001 over 256 characters; P0002 unknown id.';
+
 CREATE FUNCTION convkey.tg_whatsapp_conversation__guard_identity() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -1833,6 +2156,32 @@ $$;
 
 COMMENT ON FUNCTION convkey.update_session_activity(p_business_id bigint, p_customer_wa_id text, p_direction text, p_provider text, p_lead_id bigint, p_phone_e164 text, p_at timestamp with time zone) IS 'Get-or-create, then record activity (monotonic timestamps, re-open on newer activity). Returns the conversation id.';
 
+CREATE TABLE convkey.backfill_cursor (
+    business_id bigint NOT NULL,
+    phase text NOT NULL,
+    last_business_id bigint DEFAULT 0 NOT NULL,
+    last_id bigint DEFAULT 0 NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT ck_backfill_cursor_phase CHECK ((phase = ANY (ARRAY['resolve'::text, 'merge'::text])))
+);
+
+COMMENT ON TABLE convkey.backfill_cursor IS 'Position of each backfill phase (business_id 0: a run over all businesses); finished_at NULL: resumable.';
+
+CREATE TABLE convkey.backfill_row (
+    business_id bigint NOT NULL,
+    conversation_id bigint NOT NULL,
+    status text NOT NULL,
+    kinds text[] DEFAULT '{}'::text[] NOT NULL,
+    vals text[] DEFAULT '{}'::text[] NOT NULL,
+    reason text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ck_backfill_row_status CHECK ((status = ANY (ARRAY['deferred'::text, 'unresolvable'::text])))
+);
+
+COMMENT ON TABLE convkey.backfill_row IS 'Legacy rows the backfill read but could not resolve yet: deferred (collide, wait for the merge phase) or unresolvable (reason), with the identities derived from them.';
+
 CREATE TABLE convkey.conversation_merge (
     id bigint NOT NULL,
     business_id bigint NOT NULL,
@@ -1871,43 +2220,6 @@ CREATE TABLE convkey.conversation_separation (
 
 COMMENT ON TABLE convkey.conversation_separation IS 'Pairs of conversations an unmerge split: automatic links never join them again (manual links do).';
 
-CREATE TABLE convkey.identity (
-    business_id bigint NOT NULL,
-    kind text NOT NULL,
-    value text NOT NULL,
-    conversation_id bigint,
-    pending_person_id bigint,
-    source text DEFAULT 'message'::text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT ck_identity_kind CHECK ((kind = ANY (ARRAY['lead'::text, 'phone'::text, 'lid'::text, 'bsuid'::text]))),
-    CONSTRAINT ck_identity_one_owner CHECK (((conversation_id IS NULL) <> (pending_person_id IS NULL)))
-);
-
-COMMENT ON TABLE convkey.identity IS 'Every identifier of a person (lead, phone, lid, bsuid) and its one owner: a conversation, or a not-yet-conversing person (pending_person_id) learned from a link.';
-
-CREATE TABLE convkey.identity_conflict (
-    business_id bigint NOT NULL,
-    kind text NOT NULL,
-    value text NOT NULL,
-    other_conversation_id bigint NOT NULL,
-    owner_conversation_id bigint,
-    rule text NOT NULL,
-    first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
-    last_seen_at timestamp with time zone DEFAULT now() NOT NULL,
-    seen_count bigint DEFAULT 1 NOT NULL,
-    CONSTRAINT ck_identity_conflict_rule CHECK ((rule = ANY (ARRAY['different_lead'::text, 'moved_to_other_phone'::text, 'separated'::text])))
-);
-
-COMMENT ON TABLE convkey.identity_conflict IS 'Identities that did not join a conversation because of a rule (different leads never merge; a LID or BSUID moves to the newest phone), once per (identity, other conversation) with first/last seen and a count.';
-
-CREATE SEQUENCE convkey.pending_person_seq
-    START WITH 1
-    INCREMENT BY 1
-    NO MINVALUE
-    NO MAXVALUE
-    CACHE 1;
-
 CREATE TABLE convkey.whatsapp_conversation (
     id bigint NOT NULL,
     business_id bigint NOT NULL,
@@ -1941,15 +2253,6 @@ COMMENT ON COLUMN convkey.whatsapp_conversation.phone_e164 IS 'The primary phone
 
 COMMENT ON COLUMN convkey.whatsapp_conversation.customer_wa_id IS 'The last raw identifier seen.';
 
-ALTER TABLE convkey.whatsapp_conversation ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY (
-    SEQUENCE NAME convkey.whatsapp_conversation_id_seq
-    START WITH 1
-    INCREMENT BY 1
-    NO MINVALUE
-    NO MAXVALUE
-    CACHE 1
-);
-
 CREATE TABLE convkey.whatsapp_message (
     id bigint NOT NULL,
     business_id bigint NOT NULL,
@@ -1970,6 +2273,164 @@ COMMENT ON TABLE convkey.whatsapp_message IS 'Messages; a provider message id is
 
 COMMENT ON COLUMN convkey.whatsapp_message.wa_id IS 'The raw identifier the message arrived with.';
 
+CREATE VIEW convkey.conversation_thread AS
+ SELECT c.id,
+    c.business_id,
+    c.canonical_key,
+    convkey.display_name(c.lead_name, c.push_name, NULL::text, NULL::text, COALESCE(c.phone_e164, c.customer_wa_id)) AS display_name,
+    c.phone_e164 AS display_phone,
+    c.lead_id,
+    c.is_open,
+    c.last_message_at,
+    n.message_count,
+    u.unread_count,
+    l.last_message_preview,
+    l.last_message_direction
+   FROM (((convkey.whatsapp_conversation c
+     CROSS JOIN LATERAL ( SELECT count(*) AS message_count
+           FROM convkey.whatsapp_message m
+          WHERE ((m.business_id = c.business_id) AND (m.conversation_id = c.id))) n)
+     CROSS JOIN LATERAL ( SELECT count(*) AS unread_count
+           FROM convkey.whatsapp_message m
+          WHERE ((m.business_id = c.business_id) AND (m.conversation_id = c.id) AND (m.sent_at > COALESCE(c.last_read_at, '-infinity'::timestamp with time zone)) AND (m.direction = 'in'::text))) u)
+     LEFT JOIN LATERAL ( SELECT "left"(m.body, 120) AS last_message_preview,
+            m.direction AS last_message_direction
+           FROM convkey.whatsapp_message m
+          WHERE ((m.business_id = c.business_id) AND (m.conversation_id = c.id))
+          ORDER BY m.sent_at DESC, m.id DESC
+         LIMIT 1) l ON (true))
+  WHERE (c.merged_into_id IS NULL);
+
+COMMENT ON VIEW convkey.conversation_thread IS 'Inbox rows: one per live conversation with display name, E.164 phone, message and unread counts, and the latest message''s preview. List a business with WHERE business_id = $1 ORDER BY last_message_at DESC NULLS LAST LIMIT n (index-driven).';
+
+CREATE TABLE convkey.identity (
+    business_id bigint NOT NULL,
+    kind text NOT NULL,
+    value text NOT NULL,
+    conversation_id bigint,
+    pending_person_id bigint,
+    source text DEFAULT 'message'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ck_identity_kind CHECK ((kind = ANY (ARRAY['lead'::text, 'phone'::text, 'lid'::text, 'bsuid'::text]))),
+    CONSTRAINT ck_identity_one_owner CHECK (((conversation_id IS NULL) <> (pending_person_id IS NULL)))
+);
+
+COMMENT ON TABLE convkey.identity IS 'Every identifier of a person (lead, phone, lid, bsuid) and its one owner: a conversation, or a not-yet-conversing person (pending_person_id) learned from a link.';
+
+CREATE TABLE convkey.identity_conflict (
+    business_id bigint NOT NULL,
+    kind text NOT NULL,
+    value text NOT NULL,
+    other_conversation_id bigint NOT NULL,
+    owner_conversation_id bigint,
+    rule text NOT NULL,
+    first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    seen_count bigint DEFAULT 1 NOT NULL,
+    CONSTRAINT ck_identity_conflict_rule CHECK ((rule = ANY (ARRAY['different_lead'::text, 'moved_to_other_phone'::text, 'separated'::text])))
+);
+
+COMMENT ON TABLE convkey.identity_conflict IS 'Identities that did not join a conversation because of a rule (different leads never merge; a LID or BSUID moves to the newest phone), once per (identity, other conversation) with first/last seen and a count.';
+
+CREATE VIEW convkey.dedup_health AS
+ SELECT b.business_id,
+    COALESCE(c.live_conversations, (0)::bigint) AS live_conversations,
+    COALESCE(c.tombstones, (0)::bigint) AS tombstones,
+    COALESCE(c.live_with_key, (0)::bigint) AS live_with_key,
+    COALESCE(c.live_without_key, (0)::bigint) AS live_without_key,
+    COALESCE(d.duplicate_keys, (0)::bigint) AS duplicate_keys,
+    COALESCE(c.with_lead, (0)::bigint) AS with_lead,
+    COALESCE(c.lid_only_waiting, (0)::bigint) AS lid_only_waiting,
+    COALESCE(i.identities_lead, (0)::bigint) AS identities_lead,
+    COALESCE(i.identities_phone, (0)::bigint) AS identities_phone,
+    COALESCE(i.identities_lid, (0)::bigint) AS identities_lid,
+    COALESCE(i.identities_bsuid, (0)::bigint) AS identities_bsuid,
+    COALESCE(i.identities_pending, (0)::bigint) AS identities_pending,
+    COALESCE(m.merges_total, (0)::bigint) AS merges_total,
+    COALESCE(m.merges_24h, (0)::bigint) AS merges_24h,
+    COALESCE(m.merges_by_reason, '{}'::jsonb) AS merges_by_reason,
+    COALESCE(f.identity_conflicts, (0)::bigint) AS identity_conflicts,
+    COALESCE(f.conflicts_different_lead, (0)::bigint) AS conflicts_different_lead,
+    COALESCE(f.conflicts_moved, (0)::bigint) AS conflicts_moved,
+    COALESCE(m.unmerges, (0)::bigint) AS unmerges,
+    COALESCE(f.links_blocked_by_separation, (0)::bigint) AS links_blocked_by_separation
+   FROM (((((( SELECT whatsapp_conversation.business_id
+           FROM convkey.whatsapp_conversation
+        UNION
+         SELECT identity.business_id
+           FROM convkey.identity
+        UNION
+         SELECT conversation_merge.business_id
+           FROM convkey.conversation_merge
+        UNION
+         SELECT identity_conflict.business_id
+           FROM convkey.identity_conflict) b
+     LEFT JOIN ( SELECT whatsapp_conversation.business_id,
+            count(*) FILTER (WHERE (whatsapp_conversation.merged_into_id IS NULL)) AS live_conversations,
+            count(*) FILTER (WHERE (whatsapp_conversation.merged_into_id IS NOT NULL)) AS tombstones,
+            count(whatsapp_conversation.canonical_key) FILTER (WHERE (whatsapp_conversation.merged_into_id IS NULL)) AS live_with_key,
+            count(*) FILTER (WHERE ((whatsapp_conversation.merged_into_id IS NULL) AND (whatsapp_conversation.canonical_key IS NULL))) AS live_without_key,
+            count(whatsapp_conversation.lead_id) FILTER (WHERE (whatsapp_conversation.merged_into_id IS NULL)) AS with_lead,
+            count(*) FILTER (WHERE ((whatsapp_conversation.merged_into_id IS NULL) AND (whatsapp_conversation.canonical_key ~~ 'lid:%'::text) AND (whatsapp_conversation.phone_e164 IS NULL))) AS lid_only_waiting
+           FROM convkey.whatsapp_conversation
+          GROUP BY whatsapp_conversation.business_id) c ON ((c.business_id = b.business_id)))
+     LEFT JOIN ( SELECT k.business_id,
+            count(*) AS duplicate_keys
+           FROM ( SELECT whatsapp_conversation.business_id,
+                    whatsapp_conversation.canonical_key
+                   FROM convkey.whatsapp_conversation
+                  WHERE ((whatsapp_conversation.merged_into_id IS NULL) AND (whatsapp_conversation.canonical_key IS NOT NULL))
+                  GROUP BY whatsapp_conversation.business_id, whatsapp_conversation.canonical_key
+                 HAVING (count(*) > 1)) k
+          GROUP BY k.business_id) d ON ((d.business_id = b.business_id)))
+     LEFT JOIN ( SELECT identity.business_id,
+            count(*) FILTER (WHERE (identity.kind = 'lead'::text)) AS identities_lead,
+            count(*) FILTER (WHERE (identity.kind = 'phone'::text)) AS identities_phone,
+            count(*) FILTER (WHERE (identity.kind = 'lid'::text)) AS identities_lid,
+            count(*) FILTER (WHERE (identity.kind = 'bsuid'::text)) AS identities_bsuid,
+            count(identity.pending_person_id) AS identities_pending
+           FROM convkey.identity
+          GROUP BY identity.business_id) i ON ((i.business_id = b.business_id)))
+     LEFT JOIN ( SELECT r.business_id,
+            (sum(r.total))::bigint AS merges_total,
+            (sum(r.last_24h))::bigint AS merges_24h,
+            jsonb_object_agg(r.reason, jsonb_build_object('total', r.total, 'last_24h', r.last_24h)) AS merges_by_reason,
+            (sum(r.undone))::bigint AS unmerges
+           FROM ( SELECT conversation_merge.business_id,
+                    conversation_merge.reason,
+                    count(*) AS total,
+                    count(*) FILTER (WHERE (conversation_merge.merged_at > (now() - '24:00:00'::interval))) AS last_24h,
+                    count(conversation_merge.undone_at) AS undone
+                   FROM convkey.conversation_merge
+                  GROUP BY conversation_merge.business_id, conversation_merge.reason) r
+          GROUP BY r.business_id) m ON ((m.business_id = b.business_id)))
+     LEFT JOIN ( SELECT identity_conflict.business_id,
+            count(*) FILTER (WHERE (identity_conflict.rule <> 'separated'::text)) AS identity_conflicts,
+            count(*) FILTER (WHERE (identity_conflict.rule = 'different_lead'::text)) AS conflicts_different_lead,
+            count(*) FILTER (WHERE (identity_conflict.rule = 'moved_to_other_phone'::text)) AS conflicts_moved,
+            (COALESCE(sum(identity_conflict.seen_count) FILTER (WHERE (identity_conflict.rule = 'separated'::text)), (0)::numeric))::bigint AS links_blocked_by_separation
+           FROM convkey.identity_conflict
+          GROUP BY identity_conflict.business_id) f ON ((f.business_id = b.business_id)));
+
+COMMENT ON VIEW convkey.dedup_health IS 'Dedup health per business: live/tombstone/keyed conversations, duplicate live keys (must be 0), lead links, LID-only threads waiting for a phone, identities by kind, merges (by reason, last 24 h, undone) and refused links by rule. See README "Health and runbook queries".';
+
+CREATE SEQUENCE convkey.pending_person_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER TABLE convkey.whatsapp_conversation ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY (
+    SEQUENCE NAME convkey.whatsapp_conversation_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 ALTER TABLE convkey.whatsapp_message ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY (
     SEQUENCE NAME convkey.whatsapp_message_id_seq
     START WITH 1
@@ -1978,6 +2439,12 @@ ALTER TABLE convkey.whatsapp_message ALTER COLUMN id ADD GENERATED BY DEFAULT AS
     NO MAXVALUE
     CACHE 1
 );
+
+ALTER TABLE ONLY convkey.backfill_cursor
+    ADD CONSTRAINT pk_backfill_cursor PRIMARY KEY (business_id, phase);
+
+ALTER TABLE ONLY convkey.backfill_row
+    ADD CONSTRAINT pk_backfill_row PRIMARY KEY (business_id, conversation_id);
 
 ALTER TABLE ONLY convkey.conversation_merge
     ADD CONSTRAINT pk_conversation_merge PRIMARY KEY (business_id, id);
@@ -2003,6 +2470,8 @@ ALTER TABLE ONLY convkey.whatsapp_conversation
 ALTER TABLE ONLY convkey.whatsapp_message
     ADD CONSTRAINT uq_whatsapp_message_provider_message_id UNIQUE (business_id, provider, provider_message_id);
 
+CREATE INDEX ix_backfill_row_status ON convkey.backfill_row USING btree (status, business_id, conversation_id);
+
 CREATE INDEX ix_conversation_merge_duplicate ON convkey.conversation_merge USING btree (business_id, duplicate_id);
 
 CREATE INDEX ix_conversation_merge_primary ON convkey.conversation_merge USING btree (business_id, primary_id);
@@ -2023,9 +2492,12 @@ CREATE INDEX ix_whatsapp_conversation_unresolved ON convkey.whatsapp_conversatio
 
 CREATE INDEX ix_whatsapp_message_conversation ON convkey.whatsapp_message USING btree (business_id, conversation_id, sent_at, id);
 
-CREATE TRIGGER _100_guard_identity BEFORE UPDATE ON convkey.whatsapp_conversation FOR EACH ROW WHEN (((old.lead_id IS DISTINCT FROM new.lead_id) OR (old.phone_e164 IS DISTINCT FROM new.phone_e164) OR (old.canonical_key IS DISTINCT FROM new.canonical_key))) EXECUTE FUNCTION convkey.tg_whatsapp_conversation__guard_identity();
+CREATE TRIGGER _100_guard_identity BEFORE UPDATE ON convkey.whatsapp_conversation FOR EACH ROW WHEN ((((old.lead_id IS DISTINCT FROM new.lead_id) OR (old.phone_e164 IS DISTINCT FROM new.phone_e164) OR (old.canonical_key IS DISTINCT FROM new.canonical_key)) AND (current_setting('convkey.backfill_claim'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION convkey.tg_whatsapp_conversation__guard_identity();
 
 CREATE TRIGGER _100_normalize_direction BEFORE INSERT OR UPDATE OF direction ON convkey.whatsapp_message FOR EACH ROW WHEN (((new.direction IS DISTINCT FROM 'in'::text) AND (new.direction IS DISTINCT FROM 'out'::text))) EXECUTE FUNCTION convkey.tg_whatsapp_message__normalize_direction();
+
+ALTER TABLE ONLY convkey.backfill_row
+    ADD CONSTRAINT fk_backfill_row_conversation FOREIGN KEY (business_id, conversation_id) REFERENCES convkey.whatsapp_conversation(business_id, id);
 
 ALTER TABLE ONLY convkey.conversation_merge
     ADD CONSTRAINT fk_conversation_merge_duplicate FOREIGN KEY (business_id, duplicate_id) REFERENCES convkey.whatsapp_conversation(business_id, id);

@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+import psycopg
+
 from . import __version__
 from .embedded import EmbeddedCluster, resolve_dsn
 from .errors import ConvkeyError
@@ -70,6 +72,62 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(resolve_dsn(args.dsn), people=args.people, seed=args.seed)
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from .backfill import exit_code, print_report, run_backfill
+    from .progress import Progress
+
+    report = run_backfill(
+        resolve_dsn(args.dsn), execute=args.execute, business_id=args.business_id, batch_size=args.batch_size,
+        default_region=args.default_region, skip_backfill=args.skip_backfill, skip_merge=args.skip_merge,
+        progress=Progress(enabled=not args.json),
+    )
+    print_report(report, as_json=args.json)
+    return exit_code(report)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from . import queries
+    from .health import to_json, to_table
+
+    # one query: a plain connection (fails at once when the server is down; a pool would retry)
+    with psycopg.connect(resolve_dsn(args.dsn), row_factory=dict_row) as conn:
+        rows = conn.execute(queries.get("dedup_health"), {"business_id": args.business_id}).fetchall()
+    print(to_json(rows) if args.json else to_table(rows))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .ingest import run_ingest
+
+    return run_ingest(resolve_dsn(args.dsn), args.file, fmt=args.format, business_id=args.business_id,
+                      workers=args.workers, as_json=args.json)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .importer import run_import
+
+    if not args.conversations and not args.messages:
+        raise ConvkeyError("nothing to import", hint="pass --conversations FILE and/or --messages FILE")
+    reports = run_import(resolve_dsn(args.dsn), conversations=args.conversations and Path(args.conversations),
+                         messages=args.messages and Path(args.messages), fmt=args.format,
+                         business_id=args.business_id)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in reports], indent=2))
+    else:
+        for r in reports:
+            print(f"{r.path}: {r.lines} lines, {r.inserted} inserted, {r.duplicates} duplicates skipped, "
+                  f"{len(r.bad)} bad lines")
+            for line, reason in r.bad:
+                print(f"  line {line}: {reason}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convkey", description=__doc__)
     parser.add_argument("--version", action="version", version=f"convkey {__version__}")
@@ -87,11 +145,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["start", "stop", "status", "url"])
     p.set_defaults(func=cmd_db)
 
+    p = sub.add_parser("backfill", help="resolve and merge legacy conversations (dry run unless --execute)")
+    _add_dsn(p)
+    p.add_argument("--execute", action="store_true", help="apply the changes (default: dry run, writes nothing)")
+    p.add_argument("--skip-backfill", action="store_true", help="skip the resolve phase (keys for new identities)")
+    p.add_argument("--skip-merge", action="store_true", help="skip the merge phase (rows sharing identities)")
+    p.add_argument("--batch-size", type=int, default=10000, help="rows per transaction in the resolve phase")
+    p.add_argument("--business-id", type=int, help="only this business")
+    p.add_argument("--default-region", default="IL", help="region for phones typed without a country code")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (no progress bar)")
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("ingest", help="replay Baileys messages or convkey events (JSON Lines) into the database")
+    _add_dsn(p)
+    p.add_argument("file", help="a JSON Lines file (or a JSON array); - reads standard input")
+    p.add_argument("--format", choices=["auto", "baileys", "jsonl"], default="auto",
+                   help="baileys: Baileys 7 messages; jsonl: convkey events; default: each line by its shape")
+    p.add_argument("--business-id", type=int, default=1,
+                   help="the business of Baileys messages, and of events that carry none (default 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="threads applying events; each person's events stay in file order (default 1)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("import", help="load legacy conversation/message exports (CSV or JSON Lines) with COPY")
+    _add_dsn(p)
+    p.add_argument("--conversations", metavar="FILE", help="conversations export (.csv or .jsonl)")
+    p.add_argument("--messages", metavar="FILE", help="messages export (.csv or .jsonl)")
+    p.add_argument("--format", choices=["csv", "jsonl"], help="default: by file extension")
+    p.add_argument("--business-id", type=int, help="business of rows that name none")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_import)
+
     p = sub.add_parser("demo", help="migrate and show convkey at work on the embedded database")
     _add_dsn(p)
     p.add_argument("--people", type=int, default=300)
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("stats", help="dedup health per business (the convkey.dedup_health view)")
+    _add_dsn(p)
+    p.add_argument("--business-id", type=int, help="only this business")
+    p.add_argument("--json", action="store_true", help="print JSON (one object per business)")
+    p.set_defaults(func=cmd_stats)
     return parser
 
 
@@ -108,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"convkey: error: {exc}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
+        return 2
+    except (psycopg.Error, RuntimeError, OSError) as exc:
+        # not the input's fault (connection lost, server down, a concurrent run): exit 2, no traceback
+        state = getattr(exc, "sqlstate", None)
+        print(f"convkey: error{f' (SQLSTATE {state})' if state else ''}: {exc}", file=sys.stderr)
         return 2
 
 

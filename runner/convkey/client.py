@@ -174,3 +174,35 @@ class Client:
 
     def unmerge(self, business_id: int, merge_id: int) -> int:
         return self.connector.one("unmerge", {"business_id": business_id, "merge_id": merge_id})["conversation_id"]
+
+    def set_push_name(self, business_id: int, conversation_id: int, push_name: str | None) -> None:
+        """Store the customer's WhatsApp profile name (Baileys ``pushName``); a blank name stores nothing."""
+        self.connector.execute("set_push_name", {
+            "business_id": business_id, "conversation_id": conversation_id, "push_name": push_name})
+
+    # --- threads and health ------------------------------------------------------------------
+    def display_name(
+        self,
+        lead_name: str | None = None,
+        push_name: str | None = None,
+        name: str | None = None,
+        peer_name: str | None = None,
+        phone: str | None = None,
+        fallback: str = "ללא שם",
+    ) -> str | None:
+        """The name to show, by convkey.display_name's rules (a phone comes back as ``+digits``:
+        format it for people with ``convkey.phone.format_for_display``)."""
+        return self.connector.one("display_name", {
+            "lead_name": lead_name, "push_name": push_name, "name": name, "peer_name": peer_name,
+            "phone": phone, "fallback": fallback})["display_name"]
+
+    def mark_read(self, business_id: int, conversation_id: int) -> None:
+        self.connector.execute("mark_read", {"business_id": business_id, "conversation_id": conversation_id})
+
+    def conversation_threads(self, business_id: int, limit: int = 50) -> list[dict[str, Any]]:
+        """The business's live threads, newest first (rows of the convkey.conversation_thread view)."""
+        return self.connector.execute("conversation_threads", {"business_id": business_id, "limit": limit})
+
+    def dedup_health(self, business_id: int | None = None) -> list[dict[str, Any]]:
+        """Rows of the convkey.dedup_health view, one per business (only ``business_id`` if given)."""
+        return self.connector.execute("dedup_health", {"business_id": business_id})

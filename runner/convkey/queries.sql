@@ -44,3 +44,183 @@ SELECT convkey.merge_conversations(%(business_id)s, %(primary_id)s, %(duplicate_
 
 -- unmerge --
 SELECT convkey.unmerge(%(business_id)s, %(merge_id)s) AS conversation_id
+
+-- backfill_try_lock --
+SELECT pg_try_advisory_lock(hashtextextended('convkey:backfill-run:' || %(scope)s::text, 0)) AS locked
+
+-- backfill_unlock --
+SELECT pg_advisory_unlock(hashtextextended('convkey:backfill-run:' || %(scope)s::text, 0)) AS unlocked
+
+-- backfill_cursor --
+SELECT last_business_id, last_id, finished_at FROM convkey.backfill_cursor
+ WHERE business_id = %(scope)s AND phase = %(phase)s
+
+-- backfill_finish_phase --
+INSERT INTO convkey.backfill_cursor AS k (business_id, phase, finished_at) VALUES (%(scope)s, %(phase)s, now())
+ON CONFLICT (business_id, phase) DO UPDATE SET finished_at = now(), updated_at = now()
+
+-- backfill_restart_phase --
+INSERT INTO convkey.backfill_cursor AS k (business_id, phase) VALUES (%(scope)s, %(phase)s)
+ON CONFLICT (business_id, phase) DO UPDATE
+   SET last_business_id = 0, last_id = 0, started_at = now(), updated_at = now(), finished_at = NULL
+
+-- backfill_unresolved_batch --
+SELECT business_id, id, phone_e164, customer_wa_id FROM convkey.whatsapp_conversation
+ WHERE canonical_key IS NULL AND merged_into_id IS NULL
+   AND (business_id, id) > (%(after_business_id)s, %(after_id)s)
+   AND (%(business_id)s::bigint IS NULL OR business_id = %(business_id)s)
+ ORDER BY business_id, id LIMIT %(limit)s
+
+-- backfill_unresolved_count --
+SELECT count(*) AS n FROM convkey.whatsapp_conversation
+ WHERE canonical_key IS NULL AND merged_into_id IS NULL
+   AND (business_id, id) > (%(after_business_id)s, %(after_id)s)
+   AND (%(business_id)s::bigint IS NULL OR business_id = %(business_id)s)
+
+-- backfill_resolve_batch --
+SELECT convkey._backfill_resolve_batch(%(scope)s, %(business_ids)s, %(ids)s, %(phones)s, %(wa_phones)s,
+                                       %(errors)s) AS stats
+
+-- backfill_deferred_batch --
+SELECT business_id, conversation_id AS id FROM convkey.backfill_row
+ WHERE status = 'deferred' AND (business_id, conversation_id) > (%(after_business_id)s, %(after_id)s)
+   AND (%(business_id)s::bigint IS NULL OR business_id = %(business_id)s)
+ ORDER BY business_id, conversation_id LIMIT %(limit)s
+
+-- backfill_deferred_count --
+SELECT count(*) AS n FROM convkey.backfill_row
+ WHERE status = 'deferred' AND (%(business_id)s::bigint IS NULL OR business_id = %(business_id)s)
+
+-- backfill_merge_batch --
+CALL convkey._backfill_merge_batch(%(scope)s, %(business_ids)s, %(ids)s, %(commit)s, '{}'::jsonb)
+
+-- backfill_max_merge_id --
+SELECT coalesce(max(id), 0) AS id FROM convkey.conversation_merge
+
+-- backfill_merges_since --
+SELECT m.business_id, m.primary_id, array_agg(m.duplicate_id ORDER BY m.duplicate_id) AS duplicates,
+       sum(cardinality(m.moved_message_ids)) AS messages_moved
+  FROM convkey.conversation_merge m
+ WHERE m.id > %(after_id)s AND m.reason = 'backfill'
+   AND (%(business_id)s::bigint IS NULL OR m.business_id = %(business_id)s)
+ GROUP BY m.business_id, m.primary_id ORDER BY m.business_id, m.primary_id
+
+-- backfill_unresolvable --
+SELECT r.business_id, r.conversation_id, r.reason, c.customer_wa_id, c.phone_e164, c.lead_id
+  FROM convkey.backfill_row r
+  JOIN convkey.whatsapp_conversation c ON c.business_id = r.business_id AND c.id = r.conversation_id
+ WHERE r.status = 'unresolvable' AND (%(business_id)s::bigint IS NULL OR r.business_id = %(business_id)s)
+ ORDER BY r.business_id, r.conversation_id
+
+-- set_push_name --
+SELECT convkey.set_push_name(%(business_id)s, %(conversation_id)s, %(push_name)s)
+
+-- demo_next_business_id --
+-- the demo's fresh business: one above every business id in use (conversations or identities)
+SELECT greatest((SELECT max(business_id) FROM convkey.whatsapp_conversation),
+                (SELECT max(business_id) FROM convkey.identity), 0) + 1 AS business_id
+
+-- demo_live_threads --
+SELECT count(*) AS threads FROM convkey.whatsapp_conversation
+ WHERE business_id = %(business_id)s AND merged_into_id IS NULL
+
+-- display_name --
+SELECT convkey.display_name(%(lead_name)s, %(push_name)s, %(name)s, %(peer_name)s, %(phone)s, %(fallback)s)
+       AS display_name
+
+-- mark_read --
+SELECT convkey.mark_read(%(business_id)s, %(conversation_id)s)
+
+-- conversation_threads --
+SELECT id, business_id, canonical_key, display_name, display_phone, lead_id, is_open, last_message_at,
+       message_count, unread_count, last_message_preview, last_message_direction
+  FROM convkey.conversation_thread
+ WHERE business_id = %(business_id)s
+ ORDER BY last_message_at DESC NULLS LAST, id
+ LIMIT %(limit)s
+
+-- dedup_health --
+SELECT * FROM convkey.dedup_health
+ WHERE %(business_id)s::bigint IS NULL OR business_id = %(business_id)s::bigint
+ ORDER BY business_id
+
+-- import_conversations_stage --
+CREATE TEMP TABLE convkey_import_conversation (
+    line integer, id bigint, business_id bigint, customer_wa_id text, lead_id bigint, phone_e164 text,
+    provider text, push_name text, lead_name text, is_open boolean, session_started_at timestamptz,
+    last_message_at timestamptz, last_customer_message_at timestamptz, last_read_at timestamptz,
+    summary_created boolean, summary text, created_at timestamptz) ON COMMIT DROP
+
+-- import_conversations_copy --
+COPY convkey_import_conversation (line, id, business_id, customer_wa_id, lead_id, phone_e164, provider, push_name,
+    lead_name, is_open, session_started_at, last_message_at, last_customer_message_at, last_read_at,
+    summary_created, summary, created_at) FROM STDIN
+
+-- import_conversations_taken --
+SELECT s.line, s.business_id, s.id FROM convkey_import_conversation s
+ WHERE EXISTS (SELECT 1 FROM convkey.whatsapp_conversation c WHERE c.business_id = s.business_id AND c.id = s.id)
+    OR EXISTS (SELECT 1 FROM convkey_import_conversation o
+                WHERE o.business_id = s.business_id AND o.id = s.id AND o.line < s.line)
+ ORDER BY s.line
+
+-- import_conversations_insert --
+WITH ins AS (
+    INSERT INTO convkey.whatsapp_conversation (id, business_id, customer_wa_id, lead_id, phone_e164, provider,
+        push_name, lead_name, is_open, session_started_at, last_message_at, last_customer_message_at, last_read_at,
+        summary_created, summary, created_at)
+    SELECT coalesce(s.id, nextval(pg_get_serial_sequence('convkey.whatsapp_conversation', 'id'))), s.business_id,
+           s.customer_wa_id, s.lead_id, s.phone_e164, coalesce(s.provider, 'baileys'), s.push_name, s.lead_name,
+           coalesce(s.is_open, false), s.session_started_at, s.last_message_at, s.last_customer_message_at,
+           s.last_read_at, coalesce(s.summary_created, false), s.summary, coalesce(s.created_at, now())
+      FROM convkey_import_conversation s
+     WHERE s.line <> ALL (%(skip)s::int[])
+    RETURNING 1)
+SELECT count(*) AS n FROM ins
+
+-- import_messages_stage --
+CREATE TEMP TABLE convkey_import_message (
+    line integer, id bigint, business_id bigint, conversation_id bigint, direction text, provider text,
+    provider_message_id text, body text, source text, wa_id text, sent_at timestamptz, created_at timestamptz)
+    ON COMMIT DROP
+
+-- import_messages_copy --
+COPY convkey_import_message (line, id, business_id, conversation_id, direction, provider, provider_message_id,
+    body, source, wa_id, sent_at, created_at) FROM STDIN
+
+-- import_messages_orphans --
+SELECT s.line, s.business_id, s.conversation_id FROM convkey_import_message s
+ WHERE NOT EXISTS (SELECT 1 FROM convkey.whatsapp_conversation c
+                    WHERE c.business_id = s.business_id AND c.id = s.conversation_id)
+ ORDER BY s.line
+
+-- import_messages_taken --
+SELECT s.line, s.business_id, s.id FROM convkey_import_message s
+ WHERE s.id IS NOT NULL
+   AND (EXISTS (SELECT 1 FROM convkey.whatsapp_message m WHERE m.business_id = s.business_id AND m.id = s.id)
+        OR EXISTS (SELECT 1 FROM convkey_import_message o
+                    WHERE o.business_id = s.business_id AND o.id = s.id AND o.line < s.line))
+ ORDER BY s.line
+
+-- import_messages_insert --
+WITH ins AS (
+    INSERT INTO convkey.whatsapp_message (id, business_id, conversation_id, direction, provider, provider_message_id,
+        body, source, wa_id, sent_at, created_at)
+    SELECT coalesce(s.id, nextval(pg_get_serial_sequence('convkey.whatsapp_message', 'id'))), s.business_id,
+           s.conversation_id, s.direction, coalesce(s.provider, 'baileys'), s.provider_message_id, s.body, s.source,
+           s.wa_id, coalesce(s.sent_at, now()), coalesce(s.created_at, now())
+      FROM convkey_import_message s
+     WHERE s.line <> ALL (%(skip)s::int[])
+     ORDER BY s.line
+    ON CONFLICT (business_id, provider, provider_message_id) DO NOTHING
+    RETURNING 1)
+SELECT count(*) AS n FROM ins
+
+-- import_sync_conversation_ids --
+SELECT setval(s.seq, greatest((SELECT coalesce(max(c.id), 0) FROM convkey.whatsapp_conversation c),
+                              coalesce(pg_sequence_last_value(s.seq), 0), 1)) AS value
+  FROM (SELECT pg_get_serial_sequence('convkey.whatsapp_conversation', 'id')::regclass AS seq) AS s
+
+-- import_sync_message_ids --
+SELECT setval(s.seq, greatest((SELECT coalesce(max(m.id), 0) FROM convkey.whatsapp_message m),
+                              coalesce(pg_sequence_last_value(s.seq), 0), 1)) AS value
+  FROM (SELECT pg_get_serial_sequence('convkey.whatsapp_message', 'id')::regclass AS seq) AS s

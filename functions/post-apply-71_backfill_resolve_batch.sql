@@ -1,0 +1,131 @@
+-- convkey._backfill_resolve_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[],
+--     p_phones text[], p_wa_phones text[], p_errors text[]) RETURNS jsonb
+-- Phase 1 of the backfill, one batch of legacy rows (canonical_key NULL, not merged), set-based.
+-- The runner passes the rows' keys in (business_id, id) order with what it normalized: p_phones
+-- (phone_e164 as E.164), p_wa_phones (customer_wa_id when it is a human phone format) and
+-- p_errors (why it could not). Each row's identities are derived (convkey._backfill_identities)
+-- and staged in convkey.backfill_row. A row whose identities are all new (owned by no
+-- conversation or pending person, shared with no other row of the batch) claims them and gets
+-- its key in two statements for the whole batch, exactly as get-or-create would have keyed it;
+-- the others stay staged: 'deferred' for the merge phase, or 'unresolvable' with the reason.
+-- The phase's cursor (convkey.backfill_cursor) moves in the same transaction.
+-- Returns {"read", "resolved": {kind: n}, "deferred", "unresolvable"}.
+-- Locks: the per-business backfill lock exclusively (webhooks creating or linking identities in
+-- those businesses wait for this short batch; the fast path does not), then the batch's rows.
+-- SQLSTATEs: none of its own.
+CREATE OR REPLACE FUNCTION convkey._backfill_resolve_batch(
+    p_scope bigint,
+    p_business_ids bigint[],
+    p_ids bigint[],
+    p_phones text[],
+    p_wa_phones text[],
+    p_errors text[])
+RETURNS jsonb
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_business     bigint;
+    v_read         int;
+    v_resolved     jsonb;
+    v_deferred     int;
+    v_unresolvable int;
+    v_n            int := cardinality(p_ids);
+    v_rows         convkey.backfill_candidate[];
+    v_writes       bigint;
+BEGIN
+    IF v_n = 0 THEN
+        RETURN jsonb_build_object('read', 0, 'resolved', '{}'::jsonb, 'deferred', 0, 'unresolvable', 0);
+    END IF;
+    FOR v_business IN SELECT DISTINCT b FROM unnest(p_business_ids) AS b ORDER BY 1 LOOP
+        PERFORM pg_advisory_xact_lock(hashtextextended(format('convkey:backfill:%s', v_business), 0));
+    END LOOP;
+
+    -- The batch's rows still unresolved, locked, with the identities derived from each.
+    SELECT coalesce(array_agg(ROW(b.business_id, b.id, d.o_kinds, d.o_values, d.o_reason)::convkey.backfill_candidate),
+                    '{}'::convkey.backfill_candidate[])
+      INTO v_rows
+      FROM (SELECT c.business_id, c.id, c.lead_id, c.customer_wa_id, u.phone, u.wa_phone, u.err
+              FROM unnest(p_business_ids, p_ids, p_phones, p_wa_phones, p_errors) AS u(b, id, phone, wa_phone, err)
+              JOIN convkey.whatsapp_conversation c ON c.business_id = u.b AND c.id = u.id
+             WHERE c.canonical_key IS NULL AND c.merged_into_id IS NULL
+               FOR NO KEY UPDATE OF c) AS b
+     CROSS JOIN LATERAL convkey._backfill_identities(b.business_id, b.lead_id, b.phone, b.customer_wa_id, b.wa_phone, b.err) AS d;
+    v_read := cardinality(v_rows);
+
+    -- In one statement: rows whose identities are all new (owned by nobody, shared with no other
+    -- row of the batch) claim them and get their key and phone (the identity guard is told: this
+    -- statement writes keys whose identities it writes); the others are staged, deferred (they
+    -- collide) or unresolvable (with the reason); rows staged by an earlier run and resolved now
+    -- leave the staging table.
+    PERFORM set_config('convkey.backfill_claim', 'on', true);
+    WITH rows AS (
+        SELECT r.* FROM unnest(v_rows) AS r
+    ), ids AS (
+        SELECT r.business_id, r.conversation_id, x.k, x.v
+          FROM rows r CROSS JOIN LATERAL unnest(r.kinds, r.vals) AS x(k, v)
+         WHERE r.reason IS NULL
+    ), shared AS (
+        SELECT i.business_id, i.k, i.v FROM ids i GROUP BY 1, 2, 3 HAVING count(*) > 1
+    ), blocked AS (
+        SELECT i.business_id, i.conversation_id FROM ids i
+         WHERE EXISTS (SELECT 1 FROM convkey.identity t
+                        WHERE t.business_id = i.business_id AND t.kind = i.k AND t.value = i.v)
+        UNION
+        SELECT i.business_id, i.conversation_id FROM ids i
+          JOIN shared s ON s.business_id = i.business_id AND s.k = i.k AND s.v = i.v
+    ), winners AS (
+        SELECT r.* FROM rows r
+         WHERE r.reason IS NULL
+           AND NOT EXISTS (SELECT 1 FROM blocked bl
+                            WHERE bl.business_id = r.business_id AND bl.conversation_id = r.conversation_id)
+    ), claimed AS (
+        INSERT INTO convkey.identity (business_id, kind, value, conversation_id, source)
+        SELECT w.business_id, x.k, x.v, w.conversation_id, 'backfill'
+          FROM winners w CROSS JOIN LATERAL unnest(w.kinds, w.vals) AS x(k, v)
+        RETURNING 1
+    ), keyed AS (
+        UPDATE convkey.whatsapp_conversation c
+           SET canonical_key = format('%s:%s:%s', w.kinds[1], w.business_id, w.vals[1]),
+               phone_e164 = w.vals[array_position(w.kinds, 'phone')],
+               updated_at = now()
+          FROM winners w
+         WHERE c.business_id = w.business_id AND c.id = w.conversation_id
+        RETURNING w.kinds[1] AS kind
+    ), staged AS (
+        INSERT INTO convkey.backfill_row AS b (business_id, conversation_id, status, kinds, vals, reason)
+        SELECT r.business_id, r.conversation_id, CASE WHEN r.reason IS NULL THEN 'deferred' ELSE 'unresolvable' END,
+               r.kinds, r.vals, r.reason
+          FROM rows r
+         WHERE NOT EXISTS (SELECT 1 FROM winners w
+                            WHERE w.business_id = r.business_id AND w.conversation_id = r.conversation_id)
+        ON CONFLICT (business_id, conversation_id) DO UPDATE
+           SET status = EXCLUDED.status, kinds = EXCLUDED.kinds, vals = EXCLUDED.vals, reason = EXCLUDED.reason,
+               updated_at = now()
+         WHERE (b.status, b.kinds, b.vals, b.reason) IS DISTINCT FROM
+               (EXCLUDED.status, EXCLUDED.kinds, EXCLUDED.vals, EXCLUDED.reason)
+        RETURNING 1
+    ), unstaged AS (
+        DELETE FROM convkey.backfill_row b USING winners w
+         WHERE b.business_id = w.business_id AND b.conversation_id = w.conversation_id
+        RETURNING 1
+    )
+    SELECT (SELECT coalesce(jsonb_object_agg(s.kind, s.n), '{}'::jsonb)
+              FROM (SELECT k.kind, count(*) AS n FROM keyed k GROUP BY k.kind) AS s),
+           (SELECT count(*) FROM rows r WHERE r.reason IS NULL) - (SELECT count(*) FROM winners),
+           (SELECT count(*) FROM rows r WHERE r.reason IS NOT NULL),
+           (SELECT count(*) FROM claimed) + (SELECT count(*) FROM staged) + (SELECT count(*) FROM unstaged)
+      INTO v_resolved, v_deferred, v_unresolvable, v_writes;
+    PERFORM set_config('convkey.backfill_claim', 'off', true);
+
+    INSERT INTO convkey.backfill_cursor AS k (business_id, phase, last_business_id, last_id)
+    VALUES (p_scope, 'resolve', p_business_ids[v_n], p_ids[v_n])
+    ON CONFLICT (business_id, phase) DO UPDATE
+       SET last_business_id = EXCLUDED.last_business_id, last_id = EXCLUDED.last_id, updated_at = now(),
+           finished_at = NULL;
+    RETURN jsonb_build_object('read', v_read, 'resolved', v_resolved, 'deferred', v_deferred,
+                              'unresolvable', v_unresolvable);
+END;
+$$;
+
+COMMENT ON FUNCTION convkey._backfill_resolve_batch(bigint, bigint[], bigint[], text[], text[], text[]) IS
+    'Internal backfill phase 1: stage a batch of legacy rows; rows with only new identities claim them and get keys.';

@@ -1,0 +1,276 @@
+"""``convkey backfill``: give legacy conversations their keys and merge the duplicates, dry run first.
+
+Two phases, both batched by primary-key ranges with a persistent cursor (resumable) and both
+idempotent (a second run changes nothing):
+
+1. **resolve** (``convkey._backfill_resolve_batch``): the runner reads a batch of unresolved
+   rows, normalizes the human phone formats in it with phonenumbers (each distinct raw string
+   once), and one SQL call stages the batch, derives identities (JIDs through the SQL grammar,
+   LID digits never become phones), and lets every row whose identities are new claim them and
+   get its key, set-based. Rows that collide with an identity or another row wait for phase 2.
+2. **merge** (``convkey._backfill_merge_batch``): each waiting row goes through the same resolver
+   as get-or-create, in its own transaction: rows sharing an identity end up as one
+   conversation (the most recent survives) through the audited merge primitive, under the same
+   rules (different leads never merge, two phones never merge through a LID).
+
+The default is a dry run: the same work in one transaction that is rolled back, so the plan it
+prints is exactly what ``--execute`` does. Note that a dry run holds its row locks until it ends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import psycopg
+from psycopg.rows import dict_row
+
+from . import queries
+from .errors import InvalidIdentifier
+from .phone import mask, normalize_phone
+from .progress import Progress
+
+logger = logging.getLogger("convkey.backfill")
+
+_BSUID = re.compile(r"^\s*[A-Za-z]{2}(\.ENT)?\.[0-9]+\s*$", re.IGNORECASE)
+RETRY_SQLSTATES = {"40P01", "40001", "55P03"}  # deadlock, serialization, lock_not_available
+MAX_RETRIES = 20
+SAMPLE = 20
+
+
+@dataclass
+class Report:
+    execute: bool
+    business_id: int | None
+    rows_read: int = 0
+    resolved: dict[str, int] = field(default_factory=dict)
+    deferred: int = 0
+    merge: dict[str, int] = field(default_factory=dict)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    messages_moved: int = 0
+    unresolvable: list[dict[str, Any]] = field(default_factory=list)
+    retries: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mode": "execute" if self.execute else "dry-run",
+            "business_id": self.business_id,
+            "rows_read": self.rows_read,
+            "resolved_by_kind": dict(sorted(self.resolved.items())),
+            "deferred_to_merge": self.deferred,
+            "merge_outcomes": dict(sorted(self.merge.items())),
+            "duplicate_groups": self.groups,
+            "messages_moved": self.messages_moved,
+            "unresolvable": len(self.unresolvable),
+            "unresolvable_sample": self.unresolvable[:SAMPLE],
+            "retries": self.retries,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def plan(self) -> dict[str, Any]:
+        """What the run does to the data, without timings: a dry run's equals the execute's."""
+        d = self.as_dict()
+        for k in ("mode", "retries", "seconds"):
+            d.pop(k)
+        return d
+
+
+def _human_phone(value: str | None, region: str) -> tuple[str | None, str | None]:
+    """(E.164, None) or (None, reason) for a human-typed phone; (None, None) when empty."""
+    if value is None or not value.strip():
+        return None, None
+    try:
+        return normalize_phone(value, region), None
+    except InvalidIdentifier:
+        return None, f"not a possible phone number: {mask(value)}"
+
+
+def normalize_batch(rows: list[dict[str, Any]], region: str) -> tuple[list, list, list]:
+    """For each row: the runner's reading of phone_e164 and of a human-format customer_wa_id."""
+    phones, wa_phones, errors = [], [], []
+    for row in rows:
+        phone, err = _human_phone(row["phone_e164"], region)
+        if err:
+            err = "phone_e164 is " + err
+        wa = row["customer_wa_id"]
+        wa_phone = None
+        if wa is not None and wa.strip() and "@" not in wa and not _BSUID.match(wa):
+            wa_phone, wa_err = _human_phone(wa, region)
+            err = err or (wa_err and "customer_wa_id is " + wa_err)
+        phones.append(phone)
+        wa_phones.append(wa_phone)
+        errors.append(err)
+    return phones, wa_phones, errors
+
+
+class Backfill:
+    def __init__(self, conn: psycopg.Connection, *, execute: bool, business_id: int | None, batch_size: int,
+                 region: str, do_resolve: bool, do_merge: bool, progress: Progress):
+        self.conn = conn
+        self.execute = execute
+        self.business_id = business_id
+        self.scope = business_id or 0
+        self.batch_size = batch_size
+        self.region = region
+        self.do_resolve = do_resolve
+        self.do_merge = do_merge
+        self.progress = progress
+        self.report = Report(execute=execute, business_id=business_id)
+
+    def q(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        cur = self.conn.execute(queries.get(name), params)
+        return cur.fetchall() if cur.description else []
+
+    def retrying(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        """Run a batch statement; lock timeouts, deadlocks and serialization failures are retried."""
+        for attempt in range(MAX_RETRIES):
+            try:
+                return self.q(name, **params)
+            except psycopg.Error as exc:
+                if not self.execute or exc.sqlstate not in RETRY_SQLSTATES or attempt == MAX_RETRIES - 1:
+                    raise
+                self.report.retries += 1
+                logger.info("%s: SQLSTATE %s, retrying", name, exc.sqlstate)
+                time.sleep(min(0.05 * 2**attempt, 2.0))
+        raise AssertionError("unreachable")
+
+    def _start(self, phase: str) -> tuple[int, int]:
+        """Where a phase starts: the cursor of an unfinished earlier run, else the beginning."""
+        rows = self.q("backfill_cursor", scope=self.scope, phase=phase)
+        if rows and rows[0]["finished_at"] is None:
+            return rows[0]["last_business_id"], rows[0]["last_id"]
+        self.q("backfill_restart_phase", scope=self.scope, phase=phase)
+        return 0, 0
+
+    def resolve_phase(self) -> None:
+        after = self._start("resolve")
+        total = self.q("backfill_unresolved_count", after_business_id=after[0], after_id=after[1],
+                       business_id=self.business_id)[0]["n"]
+        self.progress.start("resolve", total)
+        while True:
+            rows = self.q("backfill_unresolved_batch", after_business_id=after[0], after_id=after[1],
+                          business_id=self.business_id, limit=self.batch_size)
+            if not rows:
+                break
+            phones, wa_phones, errors = normalize_batch(rows, self.region)
+            stats = self.retrying(
+                "backfill_resolve_batch", scope=self.scope, business_ids=[r["business_id"] for r in rows],
+                ids=[r["id"] for r in rows], phones=phones, wa_phones=wa_phones, errors=errors)[0]["stats"]
+            self.report.rows_read += stats["read"]
+            for kind, n in stats["resolved"].items():
+                self.report.resolved[kind] = self.report.resolved.get(kind, 0) + n
+            after = (rows[-1]["business_id"], rows[-1]["id"])
+            self.progress.advance(len(rows))
+        self.q("backfill_finish_phase", scope=self.scope, phase="resolve")
+        self.progress.finish()
+
+    def merge_phase(self) -> None:
+        after = self._start("merge")
+        total = self.q("backfill_deferred_count", business_id=self.business_id)[0]["n"]
+        self.report.deferred = total
+        self.progress.start("merge", total)
+        while True:
+            rows = self.q("backfill_deferred_batch", after_business_id=after[0], after_id=after[1],
+                          business_id=self.business_id, limit=min(self.batch_size, 1000))
+            if not rows:
+                break
+            stats = self.retrying("backfill_merge_batch", scope=self.scope,
+                                  business_ids=[r["business_id"] for r in rows], ids=[r["id"] for r in rows],
+                                  commit=self.execute)[0]["p_stats"]
+            for outcome, n in stats.items():
+                self.report.merge[outcome] = self.report.merge.get(outcome, 0) + n
+            after = (rows[-1]["business_id"], rows[-1]["id"])
+            self.progress.advance(len(rows))
+        self.q("backfill_finish_phase", scope=self.scope, phase="merge")
+        self.progress.finish()
+
+    def run(self) -> Report:
+        started = time.monotonic()
+        first_merge = self.q("backfill_max_merge_id")[0]["id"]
+        if self.do_resolve:
+            self.resolve_phase()
+        if self.do_merge:
+            self.merge_phase()
+        else:
+            self.report.deferred = self.q("backfill_deferred_count", business_id=self.business_id)[0]["n"]
+        for g in self.q("backfill_merges_since", after_id=first_merge, business_id=self.business_id):
+            self.report.groups.append({"business_id": g["business_id"], "primary": g["primary_id"],
+                                       "duplicates": g["duplicates"], "messages_moved": int(g["messages_moved"])})
+            self.report.messages_moved += int(g["messages_moved"])
+        for u in self.q("backfill_unresolvable", business_id=self.business_id):
+            self.report.unresolvable.append({
+                "business_id": u["business_id"], "conversation_id": u["conversation_id"], "reason": u["reason"],
+                "customer_wa_id": mask(u["customer_wa_id"]) if u["customer_wa_id"] else None,
+                "phone_e164": mask(u["phone_e164"]) if u["phone_e164"] else None, "lead_id": u["lead_id"]})
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+
+def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = None, batch_size: int = 10000,
+                 default_region: str = "IL", skip_backfill: bool = False, skip_merge: bool = False,
+                 progress: Progress | None = None) -> Report:
+    """Run (or dry-run) the backfill; raises on errors that are not the data's fault."""
+    if batch_size < 1:
+        raise InvalidIdentifier("batch_size must be at least 1")
+    progress = progress or Progress(enabled=False)
+    with psycopg.connect(dsn, autocommit=execute, row_factory=dict_row, application_name="convkey-backfill") as conn:
+        conn.execute("SET lock_timeout = '2s'")
+        conn.execute("SET statement_timeout = '10min'")
+        if execute:
+            # each batch is re-runnable: a crash loses at most the last batches, never correctness
+            conn.execute("SET synchronous_commit = off")
+        scope = business_id or 0
+        locked = conn.execute(queries.get("backfill_try_lock"), {"scope": scope}).fetchone()["locked"]
+        if not locked:
+            raise RuntimeError("another convkey backfill is running for this scope; wait for it to finish")
+        try:
+            job = Backfill(conn, execute=execute, business_id=business_id, batch_size=batch_size,
+                           region=default_region, do_resolve=not skip_backfill, do_merge=not skip_merge,
+                           progress=progress)
+            report = job.run()
+        finally:
+            if not execute:
+                conn.rollback()
+            conn.execute(queries.get("backfill_unlock"), {"scope": scope})
+            if not execute:
+                conn.commit()
+    return report
+
+
+def print_report(report: Report, out: TextIO = sys.stdout, as_json: bool = False) -> None:
+    d = report.as_dict()
+    if as_json:
+        json.dump(d, out, indent=2, sort_keys=True)
+        out.write("\n")
+        return
+    mode = "DRY RUN (nothing was written; run with --execute to apply)" if not report.execute else "EXECUTED"
+    w = out.write
+    w(f"convkey backfill: {mode}\n")
+    w(f"  legacy rows read:        {d['rows_read']}\n")
+    kinds = ", ".join(f"{k} {n}" for k, n in d["resolved_by_kind"].items()) or "none"
+    w(f"  resolved with a key:     {sum(d['resolved_by_kind'].values())} ({kinds})\n")
+    w(f"  sharing an identity:     {d['deferred_to_merge']} (merge phase)\n")
+    for outcome, n in d["merge_outcomes"].items():
+        w(f"    {outcome:<22} {n}\n")
+    w(f"  duplicate groups merged: {len(d['duplicate_groups'])}, messages moved: {d['messages_moved']}\n")
+    for g in d["duplicate_groups"][:SAMPLE]:
+        w(f"    business {g['business_id']}: primary {g['primary']} <- {g['duplicates']} "
+          f"({g['messages_moved']} messages)\n")
+    if len(d["duplicate_groups"]) > SAMPLE:
+        w(f"    ... {len(d['duplicate_groups']) - SAMPLE} more (--json lists all)\n")
+    w(f"  unresolvable rows:       {d['unresolvable']}\n")
+    for u in d["unresolvable_sample"]:
+        w(f"    business {u['business_id']} conversation {u['conversation_id']}: {u['reason']} "
+          f"(customer_wa_id {u['customer_wa_id']}, phone {u['phone_e164']})\n")
+    w(f"  retries: {d['retries']}, {d['seconds']} s\n")
+
+
+def exit_code(report: Report) -> int:
+    """0 done; 1 finished but unresolvable rows remain."""
+    return 1 if report.unresolvable else 0

@@ -1,0 +1,212 @@
+"""convkey backfill: dry run first, resolve and merge legacy rows, resumable, idempotent, online."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg
+import pytest
+
+from conftest import table_checksums
+from convkey.backfill import run_backfill
+from legacy import check_one_conversation_per_person, forms, generate
+
+BOOKKEEPING = {"backfill_cursor"}
+
+
+def data_checksums(conn):
+    """Every convkey table's contents (sequences and the backfill's own cursor left out)."""
+    sums = table_checksums(conn)
+    return {k: v for k, v in sums.items() if not k.endswith("_seq") and k not in BOOKKEEPING}
+
+
+def cli(dsn, *args):
+    return subprocess.run([sys.executable, "-m", "convkey", "backfill", "--dsn", dsn, *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_dry_run_writes_nothing_and_matches_execute(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        legacy = generate(conn, 120)
+        before = data_checksums(conn)
+    plan = run_backfill(db_dsn, batch_size=37)
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert data_checksums(conn) == before
+    outcome = run_backfill(db_dsn, execute=True, batch_size=37)
+    assert plan.plan() == outcome.plan()
+    assert outcome.groups and outcome.messages_moved > 0
+    assert len(outcome.unresolvable) == legacy.unresolvable_rows
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        check_one_conversation_per_person(conn, legacy)
+        audit = conn.execute("SELECT count(*) FROM convkey.conversation_merge WHERE reason = 'backfill'").fetchone()[0]
+        assert audit == sum(len(g["duplicates"]) for g in outcome.groups)
+        # legacy directions were stored as in/out
+        assert {r[0] for r in conn.execute("SELECT DISTINCT direction FROM convkey.whatsapp_message")} <= {"in", "out"}
+
+
+def test_rerun_is_a_no_op_and_exit_codes(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        generate(conn, 60, broken=2)
+    first = cli(db_dsn, "--execute", "--json")
+    assert first.returncode == 1, first.stderr  # finished, unresolvable rows remain
+    report = json.loads(first.stdout)
+    assert report["unresolvable"] == 2 and report["mode"] == "execute"
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        before = data_checksums(conn)
+    again = cli(db_dsn, "--execute", "--json")
+    assert again.returncode == 1
+    second = json.loads(again.stdout)
+    assert second["resolved_by_kind"] == {} and second["duplicate_groups"] == [] and second["merge_outcomes"] == {}
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert data_checksums(conn) == before
+    # the dry run's text report names the unresolvable rows with masked identifiers
+    text = cli(db_dsn)
+    assert "DRY RUN" in text.stdout and "unresolvable rows:       2" in text.stdout
+    assert "120363000000000000" not in text.stdout
+
+
+def test_clean_data_exits_zero_and_skip_flags(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        legacy = generate(conn, 80, broken=0)
+    only_resolve = run_backfill(db_dsn, execute=True, skip_merge=True)
+    assert only_resolve.deferred > 0 and not only_resolve.groups
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        waiting = conn.execute("SELECT count(*) FROM convkey.backfill_row WHERE status = 'deferred'").fetchone()[0]
+        assert waiting == only_resolve.deferred
+    merged = run_backfill(db_dsn, execute=True, skip_backfill=True)
+    assert merged.groups and merged.rows_read == 0
+    done = cli(db_dsn, "--execute")
+    assert done.returncode == 0, done.stdout + done.stderr
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        check_one_conversation_per_person(conn, legacy)
+
+
+def test_business_id_touches_only_that_business(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        generate(conn, 40, business_id=1, broken=0)
+        generate(conn, 40, business_id=2, broken=0)
+        other = conn.execute("SELECT md5(string_agg(c::text, ',' ORDER BY c.id)) FROM convkey.whatsapp_conversation c "
+                             "WHERE business_id = 1").fetchone()[0]
+    run_backfill(db_dsn, execute=True, business_id=2)
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT md5(string_agg(c::text, ',' ORDER BY c.id)) FROM convkey.whatsapp_conversation c "
+                            "WHERE business_id = 1").fetchone()[0] == other
+        assert conn.execute("SELECT count(*) FROM convkey.whatsapp_conversation WHERE business_id = 2 "
+                            "AND canonical_key IS NULL AND merged_into_id IS NULL").fetchone()[0] == 0
+
+
+def _final_state(conn):
+    return (
+        sorted(conn.execute("SELECT id, canonical_key, merged_into_id FROM convkey.whatsapp_conversation").fetchall()),
+        sorted(conn.execute("SELECT provider_message_id, conversation_id FROM convkey.whatsapp_message").fetchall()),
+        sorted(conn.execute("SELECT kind, value, conversation_id FROM convkey.identity").fetchall()),
+    )
+
+
+def test_killed_runner_resumes_to_the_uninterrupted_result(pg_server, template_dsn):
+    dsns = [pg_server.create_database(f"convkey_resume_{os.getpid()}_{i}", template="convkey_template")
+            for i in range(2)]
+    try:
+        for dsn in dsns:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                legacy = generate(conn, 300, seed=5)
+        run_backfill(dsns[0], execute=True, batch_size=20)
+        # kill -9 the runner once the resolve cursor has moved, then run again (twice more, to be sure)
+        proc = subprocess.Popen([sys.executable, "-m", "convkey", "backfill", "--dsn", dsns[1], "--execute",
+                                 "--batch-size", "5", "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with psycopg.connect(dsns[1], autocommit=True) as conn:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                row = conn.execute("SELECT last_id FROM convkey.backfill_cursor WHERE phase = 'resolve'").fetchone()
+                if row and row[0] > 0:
+                    break
+                time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with psycopg.connect(dsns[1], autocommit=True) as conn:
+            partial = conn.execute("SELECT count(*) FROM convkey.whatsapp_conversation WHERE canonical_key IS NULL "
+                                   "AND merged_into_id IS NULL").fetchone()[0]
+            assert partial > legacy.unresolvable_rows  # really interrupted
+            resumed_from = conn.execute("SELECT finished_at FROM convkey.backfill_cursor WHERE phase = 'resolve'"
+                                        ).fetchone()[0]
+            assert resumed_from is None
+        run_backfill(dsns[1], execute=True, batch_size=20)
+        with psycopg.connect(dsns[0], autocommit=True) as a, psycopg.connect(dsns[1], autocommit=True) as b:
+            assert _final_state(a) == _final_state(b)
+            check_one_conversation_per_person(b, legacy)
+    finally:
+        for dsn in dsns:
+            pg_server.drop_database(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
+
+
+def test_terminated_backend_mid_merge_then_rerun_finishes(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        legacy = generate(conn, 500, seed=9, broken=0)
+    stop = threading.Event()
+
+    def killer():
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                n = conn.execute("SELECT count(*) FROM convkey.conversation_merge").fetchone()[0]
+                if n >= 3:
+                    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE application_name = 'convkey-backfill'")
+                    return
+                time.sleep(0.005)
+
+    t = threading.Thread(target=killer)
+    t.start()
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            run_backfill(db_dsn, execute=True, batch_size=10)
+    finally:
+        stop.set()
+        t.join()
+    run_backfill(db_dsn, execute=True, batch_size=10)
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        check_one_conversation_per_person(conn, legacy)
+
+
+def test_webhooks_during_backfill_never_fail_nor_duplicate(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        legacy = generate(conn, 200, seed=11, broken=0)
+    errors, stop = [], threading.Event()
+    sent: dict[str, int] = {}
+
+    def webhook(worker):
+        i = 0
+        try:
+            with psycopg.connect(db_dsn, autocommit=True) as conn:
+                while not stop.is_set():
+                    k = (worker * 7919 + i * 104729) % legacy.people
+                    # international forms only (a webhook gets JIDs; national formats are the runner's job)
+                    wa = forms(k)[(0, 1, 2, 4)[i % 4]]
+                    pmid = f"live-{worker}-{i}"
+                    conn.execute("SELECT * FROM convkey.record_message(1, %s, 'in', %s)", (wa, pmid))
+                    sent[pmid] = k
+                    i += 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=webhook, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        run_backfill(db_dsn, execute=True, batch_size=15)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert sent
+    run_backfill(db_dsn, execute=True)  # anything a webhook deferred
+    legacy.truth.update(sent)
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        check_one_conversation_per_person(conn, legacy)
+        live = conn.execute("SELECT count(*) FROM convkey.whatsapp_message WHERE provider_message_id LIKE 'live-%%'"
+                            ).fetchone()[0]
+        assert live == len(sent)
