@@ -152,6 +152,33 @@ def table_checksums(conn: psycopg.Connection) -> dict[str, str]:
     return sums
 
 
+def reliability_scale(default: int, large: int) -> int:
+    """The size a reliability test runs at: default under make test, large under make reliability
+    (CONVKEY_RELIABILITY_SCALE=large), or an explicit number from CONVKEY_RELIABILITY_SCALE."""
+    value = os.environ.get("CONVKEY_RELIABILITY_SCALE", "")
+    if value == "large":
+        return large
+    return int(value) if value.isdigit() else default
+
+
+@pytest.fixture
+def reliability_record(request):
+    """Call record(**figures) to report what a reliability test did (examples, events, faults,
+    bad_inputs, retries, violations, ...). With CONVKEY_RELIABILITY_DIR set, the figures are written
+    to <dir>/<test name>.json for the RELIABILITY.md report."""
+    import json
+
+    def record(**figures) -> None:
+        folder = os.environ.get("CONVKEY_RELIABILITY_DIR")
+        if not folder:
+            return
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        name = request.node.nodeid.replace("/", "_").replace("::", "__")
+        (Path(folder) / f"{name}.json").write_text(json.dumps({"test": request.node.nodeid, **figures}, default=str))
+
+    return record
+
+
 def read_vectors(name: str) -> list[list[str]]:
     """Rows of a CSV vector file in tests/data (lines starting with # are comments)."""
     import csv
