@@ -38,12 +38,10 @@ AS $$
 DECLARE
     v_n            int := cardinality(p_kinds);
     v_min          bigint;
-    v_max          bigint;
-    v_owned        int;
+    v_owned        int := 0;
     v_owner        bigint[];
     v_pending      bigint[];
     v_owner2       bigint[];
-    v_pending2     bigint[];
     v_attempt      int := 0;
     v_anchor_lead  bigint;
     v_person_phone text;
@@ -67,15 +65,22 @@ DECLARE
     v_new_lead     bigint;
     v_trigger      jsonb;
 BEGIN
-    -- Fast path: every identity of the call already belongs to the same conversation.
-    SELECT min(i.conversation_id), max(i.conversation_id), count(i.conversation_id)
-      INTO v_min, v_max, v_owned
-      FROM unnest(p_kinds, p_values) AS c(k, v)
-      JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = c.k AND i.value = c.v;
-    IF v_owned = v_n AND v_min = v_max AND p_self IS NULL THEN
-        o_conversation_id := v_min;
-        o_created := false;
-        RETURN;
+    -- Fast path: every identity of the call already belongs to the same conversation. One
+    -- scalar lookup per identity (1 to 4): their plans are cached, where a join over unnest()
+    -- of the arrays was planned again on every call.
+    IF p_self IS NULL THEN
+        FOR v_i IN 1 .. v_n LOOP
+            SELECT i.conversation_id INTO v_c FROM convkey.identity i
+             WHERE i.business_id = p_business_id AND i.kind = p_kinds[v_i] AND i.value = p_values[v_i];
+            EXIT WHEN v_c IS NULL OR v_c IS DISTINCT FROM coalesce(v_min, v_c);
+            v_min := v_c;
+            v_owned := v_i;
+        END LOOP;
+        IF v_owned = v_n THEN
+            o_conversation_id := v_min;
+            o_created := false;
+            RETURN;
+        END IF;
     END IF;
 
     -- Level 1: the call's identities, in a fixed order.
@@ -83,19 +88,15 @@ BEGIN
 
     LOOP
         v_attempt := v_attempt + 1;
-        SELECT array_agg(i.conversation_id ORDER BY c.n), array_agg(i.pending_person_id ORDER BY c.n)
-          INTO v_owner, v_pending
-          FROM unnest(p_kinds, p_values) WITH ORDINALITY AS c(k, v, n)
-          LEFT JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = c.k AND i.value = c.v;
+        v_owner := convkey._identity_owners(p_business_id, p_kinds, p_values);
+        v_pending := v_owner[v_n + 1 : 2 * v_n];
+        v_owner := v_owner[1 : v_n];
         -- Level 2: pending persons (identities learned from links, no conversation yet).
         PERFORM convkey._lock_pending_persons(p_business_id, v_pending);
         -- Level 3: the owning conversations, one statement, id order.
         PERFORM convkey._lock_conversations(p_business_id, v_owner || p_self);
-        SELECT array_agg(i.conversation_id ORDER BY c.n), array_agg(i.pending_person_id ORDER BY c.n)
-          INTO v_owner2, v_pending2
-          FROM unnest(p_kinds, p_values) WITH ORDINALITY AS c(k, v, n)
-          LEFT JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = c.k AND i.value = c.v;
-        EXIT WHEN v_owner2 IS NOT DISTINCT FROM v_owner AND v_pending2 IS NOT DISTINCT FROM v_pending;
+        v_owner2 := convkey._identity_owners(p_business_id, p_kinds, p_values);
+        EXIT WHEN v_owner2 IS NOT DISTINCT FROM (v_owner || v_pending);
         IF v_attempt >= 50 THEN
             RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
                 MESSAGE = 'convkey could not settle the owners of a call''s identities',
