@@ -1,6 +1,8 @@
 -- convkey._mask(p_value text) RETURNS text
 -- Masks an identifier for error messages and logs: every digit but the last four becomes '*',
--- control characters become '?', and the result is cut to 64 characters. Never raises.
+-- every character outside printable ASCII becomes '?' (control characters, direction marks, and
+-- digits of other scripts such as fullwidth or Arabic-Indic, which would otherwise show a phone
+-- unmasked), and the result is cut to 64 characters. Never raises.
 -- Locks: none. SQLSTATEs: none.
 CREATE OR REPLACE FUNCTION convkey._mask(p_value text)
 RETURNS text
@@ -22,7 +24,7 @@ BEGIN
             IF v_digits < 5 OR v_seen <= v_digits - 4 THEN
                 v_ch := '*';
             END IF;
-        ELSIF v_ch ~ '[[:cntrl:]]' THEN
+        ELSIF v_ch !~ '^[ -~]$' THEN
             v_ch := '?';
         END IF;
         v_out := v_out || v_ch;

@@ -1,12 +1,13 @@
 -- convkey._bsuid_value(p_bsuid text, p_param text) RETURNS text
--- A Cloud API business-scoped user id (two letters, optional .ENT, dot, digits), upper-cased.
+-- A Cloud API business-scoped user id (two letters, optional .ENT, dot, digits), upper-cased
+-- (ASCII only: the "C" collation, so no locale turns a look-alike such as 'ı' into 'I').
 -- Locks: none. Raises 22023 naming p_param for anything else.
 CREATE OR REPLACE FUNCTION convkey._bsuid_value(p_bsuid text, p_param text)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $$
 DECLARE
-    v_bsuid text := upper(btrim(p_bsuid, E' \t\r\n'));
+    v_bsuid text := upper(btrim(p_bsuid, E' \t\r\n') COLLATE "C");
 BEGIN
     IF v_bsuid ~ '^[A-Z]{2}(\.ENT)?\.[0-9]{1,64}$' THEN
         RETURN v_bsuid;

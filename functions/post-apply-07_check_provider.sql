@@ -9,7 +9,7 @@ BEGIN
     IF p_provider IS NULL OR p_provider !~ '^[A-Za-z0-9._-]{1,64}$' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('p_provider must be 1 to 64 letters, digits, dots, dashes or underscores, got %s',
-                             coalesce(quote_literal(left(p_provider, 64)), 'NULL')),
+                             coalesce(quote_literal(convkey._mask(p_provider)), 'NULL')),
             HINT = 'Use the gateway''s name, e.g. ''baileys'' (the default) or ''cloud''.';
     END IF;
 END;

@@ -1,7 +1,8 @@
 -- convkey._parse_wa_id(p_raw text, p_param text)
 --   RETURNS TABLE(kind text, jid_user text, device integer, phone_e164 text, lid text)
 -- The WhatsApp identifier grammar, defined once: user[.agent|_agent][:device]@server,
--- case-insensitive, surrounding whitespace ignored.
+-- case-insensitive for ASCII letters only (the "C" collation folds case, so no database locale
+-- turns a look-alike such as 'İ' or the Kelvin sign into an ASCII letter), surrounding whitespace ignored.
 --   s.whatsapp.net, c.us, hosted -> 'pn' (phone '+user', agent and device dropped)
 --   lid, hosted.lid              -> 'lid' (the digits are never a phone)
 --   g.us -> 'group'; status@broadcast -> 'status'; other broadcast -> 'broadcast';
@@ -32,7 +33,7 @@ BEGIN
             MESSAGE = format('%s is longer than 256 characters (%s)', p_param, length(p_raw)),
             HINT = 'Identifiers are at most 256 characters.';
     END IF;
-    v_raw := lower(btrim(p_raw, E' \t\r\n'));
+    v_raw := lower(btrim(p_raw, E' \t\r\n') COLLATE "C");
     v_at := position('@' IN v_raw);
 
     IF v_at = 0 THEN

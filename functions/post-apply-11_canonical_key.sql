@@ -14,6 +14,8 @@ CREATE OR REPLACE FUNCTION convkey.canonical_key(
     p_bsuid text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_phone text;

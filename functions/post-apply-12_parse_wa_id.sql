@@ -7,6 +7,8 @@
 CREATE OR REPLACE FUNCTION convkey.parse_wa_id(p_raw text)
 RETURNS TABLE(kind text, jid_user text, device integer, phone_e164 text, lid text)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.kind, p.jid_user, p.device, p.phone_e164, p.lid FROM convkey._parse_wa_id(p_raw, 'p_raw') AS p
 $$;

@@ -4,7 +4,7 @@
 -- and identity of the duplicate moves to the primary; the primary keeps its primary phone (or
 -- takes the duplicate's), takes the lead if it had none, recomputes its key, and its timestamps
 -- become the union (earliest session start, latest activity); it is open if either was and
--- keeps its push name or takes the duplicate's. The duplicate becomes a tombstone
+-- keeps its push name and last raw identifier or takes the duplicate's. The duplicate becomes a tombstone
 -- (canonical_key NULL, merged_into_id = primary, closed). One audit row in
 -- convkey.conversation_merge records exactly what moved and both rows before, so it can be undone.
 -- Returns the audit row's id.
@@ -53,6 +53,7 @@ BEGIN
 
     UPDATE convkey.whatsapp_conversation c
        SET push_name = coalesce(c.push_name, v_duplicate.push_name),
+           customer_wa_id = coalesce(c.customer_wa_id, v_duplicate.customer_wa_id),
            lead_name = coalesce(c.lead_name, v_duplicate.lead_name),
            session_started_at = least(c.session_started_at, v_duplicate.session_started_at),
            last_message_at = greatest(c.last_message_at, v_duplicate.last_message_at),

@@ -16,6 +16,8 @@ CREATE OR REPLACE FUNCTION convkey.get_or_create_conversation(
     p_phone_e164 text DEFAULT NULL)
 RETURNS TABLE(conversation_id bigint, canonical_key text, created boolean)
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_ids record;

@@ -17,6 +17,8 @@ CREATE OR REPLACE FUNCTION convkey.update_session_activity(
     p_at timestamptz DEFAULT now())
 RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_direction text;

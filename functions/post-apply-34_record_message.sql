@@ -25,6 +25,8 @@ CREATE OR REPLACE FUNCTION convkey.record_message(
     p_source text DEFAULT NULL)
 RETURNS TABLE(message_id bigint, conversation_id bigint, inserted boolean)
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_direction text;
@@ -54,7 +56,7 @@ BEGIN
     IF v_source IS NOT NULL AND v_source NOT IN ('customer', 'bot', 'human', 'system', 'automation') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('p_source must be customer, bot, human, system or automation, got %s',
-                             quote_literal(left(p_source, 32))),
+                             quote_literal(convkey._mask(p_source))),
             HINT = 'Pass NULL to let convkey choose (customer for incoming messages).';
     END IF;
     v_ids := convkey._call_identities(p_business_id, p_customer_wa_id, p_lead_id, p_phone_e164);

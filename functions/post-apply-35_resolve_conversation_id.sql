@@ -5,6 +5,8 @@
 CREATE OR REPLACE FUNCTION convkey.resolve_conversation_id(p_business_id bigint, p_conversation_id bigint)
 RETURNS bigint
 LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT convkey._live_conversation(p_business_id, p_conversation_id, 'p_conversation_id')
 $$;

@@ -10,6 +10,8 @@ CREATE OR REPLACE FUNCTION convkey.close_session(
     p_summary text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_id bigint;

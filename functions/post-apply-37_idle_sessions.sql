@@ -5,6 +5,8 @@
 CREATE OR REPLACE FUNCTION convkey.idle_sessions(p_business_id bigint, p_idle interval DEFAULT '5 minutes')
 RETURNS SETOF bigint
 LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM convkey._check_business_id(p_business_id);
@@ -16,7 +18,9 @@ BEGIN
     RETURN QUERY
         SELECT c.id FROM convkey.whatsapp_conversation c
          WHERE c.business_id = p_business_id AND c.is_open AND c.merged_into_id IS NULL
-           AND coalesce(c.last_customer_message_at, c.session_started_at) < now() - p_idle
+           -- an interval longer than the timestamp range (178000000 years) would overflow: nothing is that idle
+           AND coalesce(c.last_customer_message_at, c.session_started_at)
+               < now() - least(p_idle, now() - '4714-11-24 00:00:00+00 BC'::timestamptz)
          ORDER BY c.id;
 END;
 $$;

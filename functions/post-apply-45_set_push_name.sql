@@ -12,6 +12,8 @@ CREATE OR REPLACE FUNCTION convkey.set_push_name(
     p_push_name text)
 RETURNS void
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_id bigint;

@@ -15,6 +15,8 @@ CREATE OR REPLACE FUNCTION convkey.merge_conversations(
     p_reason text DEFAULT 'manual')
 RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_primary   convkey.whatsapp_conversation%ROWTYPE;

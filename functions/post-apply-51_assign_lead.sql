@@ -14,6 +14,8 @@ CREATE OR REPLACE FUNCTION convkey.assign_lead(
     p_lead_name text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_conv     bigint;

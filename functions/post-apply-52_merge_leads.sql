@@ -9,6 +9,8 @@
 CREATE OR REPLACE FUNCTION convkey.merge_leads(p_business_id bigint, p_from_lead_id bigint, p_into_lead_id bigint)
 RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_values   text[];

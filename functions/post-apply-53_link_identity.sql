@@ -23,6 +23,8 @@ CREATE OR REPLACE FUNCTION convkey.link_identity(
     p_source text DEFAULT 'message')
 RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_a        record;

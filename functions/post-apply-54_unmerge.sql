@@ -10,6 +10,8 @@
 CREATE OR REPLACE FUNCTION convkey.unmerge(p_business_id bigint, p_merge_id bigint)
 RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_merge   convkey.conversation_merge%ROWTYPE;
@@ -70,6 +72,9 @@ BEGIN
                             THEN NULL ELSE c.push_name END,
            lead_name = CASE WHEN v_pbefore->>'lead_name' IS NULL AND c.lead_name IS NOT DISTINCT FROM v_before->>'lead_name'
                             THEN NULL ELSE c.lead_name END,
+           customer_wa_id = CASE WHEN v_pbefore->>'customer_wa_id' IS NULL
+                                  AND c.customer_wa_id IS NOT DISTINCT FROM v_before->>'customer_wa_id'
+                                 THEN NULL ELSE c.customer_wa_id END,
            session_started_at = (v_pbefore->>'session_started_at')::timestamptz,
            last_message_at = greatest((v_pbefore->>'last_message_at')::timestamptz,
                (SELECT max(m.sent_at) FROM convkey.whatsapp_message m

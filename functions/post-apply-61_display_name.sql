@@ -13,6 +13,9 @@
 --     convkey.phone.format_for_display formats E.164 for people).
 -- LANGUAGE sql, one expression and not STRICT, so the planner inlines it into the query that
 -- calls it (a view over thousands of rows) and folds the patterns to constants.
+-- For the same reason it is the one public function that is not SECURITY DEFINER (a SET clause or
+-- SECURITY DEFINER stops inlining): it reads no table, and the roles may execute it and its helper
+-- convkey._blank_chars() (functions/post-apply-90_grants.sql).
 -- Locks: none. Raises: nothing.
 CREATE OR REPLACE FUNCTION convkey.display_name(
     p_lead_name text,

@@ -7,6 +7,8 @@
 CREATE OR REPLACE FUNCTION convkey.mark_read(p_business_id bigint, p_conversation_id bigint)
 RETURNS void
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_id bigint;

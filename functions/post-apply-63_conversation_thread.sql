@@ -6,7 +6,9 @@
 -- rows the outer query keeps: `WHERE business_id = $1 ORDER BY last_message_at DESC NULLS LAST
 -- LIMIT 50` reads the first 50 entries of ix_whatsapp_conversation_recent and nothing else.
 -- The unread count scans only the index range after last_read_at.
-CREATE OR REPLACE VIEW convkey.conversation_thread AS
+-- security_invoker: the reader's privileges and row-level security apply, so convkey_readonly sees
+-- the business its session names in convkey.business_id only (sql/0006_create_roles.sql).
+CREATE OR REPLACE VIEW convkey.conversation_thread WITH (security_invoker = true) AS
 SELECT c.id,
        c.business_id,
        c.canonical_key,

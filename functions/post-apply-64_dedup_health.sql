@@ -11,7 +11,9 @@
 --   conversations (the sum of their seen_count).
 -- Each table is aggregated once per business; the business ids come from a UNION of the four
 -- tables, so `WHERE business_id = $1` is pushed down into every scan.
-CREATE OR REPLACE VIEW convkey.dedup_health AS
+-- security_invoker: the reader's privileges and row-level security apply, so convkey_readonly sees
+-- the business its session names in convkey.business_id only (sql/0006_create_roles.sql).
+CREATE OR REPLACE VIEW convkey.dedup_health WITH (security_invoker = true) AS
 SELECT b.business_id,
        coalesce(c.live_conversations, 0) AS live_conversations,
        coalesce(c.tombstones, 0) AS tombstones,

@@ -5,6 +5,11 @@ PostgreSQL when a Docker engine answers a ping; else a throwaway cluster from th
 ``initdb``/``pg_ctl`` in a ``mkdtemp`` folder (the same code as the embedded default database).
 The template database is migrated with the real ``convkey migrate`` code; each test that asks for
 ``db_dsn``/``db_conn`` gets a fresh ``CREATE DATABASE ... TEMPLATE`` clone.
+
+``proxy_cluster`` adds a PL/Proxy proxy with 4 partitions on 2 shards (tests/proxy_harness.py). With
+``CONVKEY_TEST_PROXY=1``, ``db_dsn``/``db_conn`` hand out proxy databases over fresh shard clones
+instead, so a suite runs through the proxy unchanged (tests/test_proxy.py does that for the core
+and identity-graph suites).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from convkey.embedded import EmbeddedCluster
 from convkey.migrate import migrate
 
 DATA = Path(__file__).parent / "data"
-TEMPLATE = "convkey_template"
+PROXY_MODE = os.environ.get("CONVKEY_TEST_PROXY") == "1"
+# a proxy-mode session may share a given server with a plain one: its own template name
+TEMPLATE = "convkey_template_proxy_mode" if PROXY_MODE else "convkey_template"
 _counter = itertools.count()
 
 
@@ -109,9 +116,32 @@ def fresh_db(pg_server):
         pg_server.drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def proxy_cluster(pg_server, template_dsn):
+    """A PL/Proxy proxy with 4 partitions on 2 shards (the session's server and a second throwaway
+    cluster), as templates; ``proxy_cluster.create()`` clones them for one test. Skips without the
+    plproxy and dblink extensions (Debian: postgresql-15-plproxy)."""
+    from proxy_harness import ProxyCluster, plproxy_available
+
+    if not plproxy_available(pg_server.admin_dsn):
+        pytest.skip("the plproxy extension is not installed (apt-get install postgresql-15-plproxy)")
+    proxy = ProxyCluster.start(pg_server, TEMPLATE)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
 @pytest.fixture
-def db_dsn(pg_server, template_dsn):
-    """DSN of a fresh clone of the migrated template, dropped after the test."""
+def db_dsn(pg_server, template_dsn, request):
+    """DSN of a fresh clone of the migrated template, dropped after the test. With
+    CONVKEY_TEST_PROXY=1: a fresh proxy database in front of two fresh shard clones."""
+    if PROXY_MODE:
+        proxy = request.getfixturevalue("proxy_cluster")
+        dsn, dbs = proxy.create(shared_proxy=True)
+        yield dsn
+        proxy.drop(dbs)
+        return
     name = f"convkey_test_{os.getpid()}_{next(_counter)}"
     dsn = pg_server.create_database(name, template=TEMPLATE)
     yield dsn
@@ -137,7 +167,11 @@ def db_conn(db_dsn):
 
 def table_checksums(conn: psycopg.Connection) -> dict[str, str]:
     """md5 of every convkey table's full contents (and the sequences' positions): equal before and
-    after a call means the call wrote nothing."""
+    after a call means the call wrote nothing. (Proxy mode: the shards' tables and sequences.)"""
+    if PROXY_MODE:
+        from proxy_harness import proxy_table_checksums
+
+        return proxy_table_checksums(conn)
     sums: dict[str, str] = {}
     tables = conn.execute(
         "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "

@@ -247,7 +247,7 @@ CREATE FUNCTION convkey._bsuid_value(p_bsuid text, p_param text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $_$
 DECLARE
-    v_bsuid text := upper(btrim(p_bsuid, E' \t\r\n'));
+    v_bsuid text := upper(btrim(p_bsuid, E' \t\r\n') COLLATE "C");
 BEGIN
     IF v_bsuid ~ '^[A-Z]{2}(\.ENT)?\.[0-9]{1,64}$' THEN
         RETURN v_bsuid;
@@ -391,7 +391,7 @@ BEGIN
     IF p_provider IS NULL OR p_provider !~ '^[A-Za-z0-9._-]{1,64}$' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('p_provider must be 1 to 64 letters, digits, dots, dashes or underscores, got %s',
-                             coalesce(quote_literal(left(p_provider, 64)), 'NULL')),
+                             coalesce(quote_literal(convkey._mask(p_provider)), 'NULL')),
             HINT = 'Use the gateway''s name, e.g. ''baileys'' (the default) or ''cloud''.';
     END IF;
 END;
@@ -417,13 +417,13 @@ CREATE FUNCTION convkey._direction(p_direction text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 BEGIN
-    CASE lower(p_direction)
+    CASE lower(p_direction COLLATE "C")
         WHEN 'in', 'inbound' THEN RETURN 'in';
         WHEN 'out', 'outbound' THEN RETURN 'out';
         ELSE
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('p_direction must be ''in'' or ''out'', got %s',
-                                 coalesce(quote_literal(left(p_direction, 32)), 'NULL')),
+                                 coalesce(quote_literal(convkey._mask(p_direction)), 'NULL')),
                 HINT = '''in'' is the customer writing, ''out'' is the business (bot or human) writing.';
     END CASE;
 END;
@@ -449,6 +449,27 @@ END;
 $$;
 
 COMMENT ON FUNCTION convkey._identity_of(p_raw text, p_param text, OUT o_kind text, OUT o_value text) IS 'Internal: (kind, value) of a person identifier (phone, lid, bsuid); 22023 for anything else.';
+
+CREATE FUNCTION convkey._identity_owners(p_business_id bigint, p_kinds text[], p_values text[]) RETURNS bigint[]
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    v_n       int := cardinality(p_kinds);
+    v_out     bigint[] := array_fill(NULL::bigint, ARRAY[2 * cardinality(p_kinds)]);
+    v_conv    bigint;
+    v_pending bigint;
+BEGIN
+    FOR v_i IN 1 .. v_n LOOP
+        SELECT i.conversation_id, i.pending_person_id INTO v_conv, v_pending FROM convkey.identity i
+         WHERE i.business_id = p_business_id AND i.kind = p_kinds[v_i] AND i.value = p_values[v_i];
+        v_out[v_i] := v_conv;
+        v_out[v_n + v_i] := v_pending;
+    END LOOP;
+    RETURN v_out;
+END;
+$$;
+
+COMMENT ON FUNCTION convkey._identity_owners(p_business_id bigint, p_kinds text[], p_values text[]) IS 'Internal: owning conversation and pending person of each identity (2n entries, cached plans).';
 
 CREATE FUNCTION convkey._lid_value(p_lid text, p_param text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -579,7 +600,7 @@ COMMENT ON FUNCTION convkey._lock_pending_persons(p_business_id bigint, p_ids bi
 
 CREATE FUNCTION convkey._mask(p_value text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-    AS $$
+    AS $_$
 DECLARE
     v_digits int;
     v_seen   int := 0;
@@ -596,7 +617,7 @@ BEGIN
             IF v_digits < 5 OR v_seen <= v_digits - 4 THEN
                 v_ch := '*';
             END IF;
-        ELSIF v_ch ~ '[[:cntrl:]]' THEN
+        ELSIF v_ch !~ '^[ -~]$' THEN
             v_ch := '?';
         END IF;
         v_out := v_out || v_ch;
@@ -606,7 +627,7 @@ BEGIN
     END IF;
     RETURN v_out;
 END;
-$$;
+$_$;
 
 COMMENT ON FUNCTION convkey._mask(p_value text) IS 'Internal: mask an identifier for messages and logs (all digits but the last four become *).';
 
@@ -646,6 +667,7 @@ BEGIN
 
     UPDATE convkey.whatsapp_conversation c
        SET push_name = coalesce(c.push_name, v_duplicate.push_name),
+           customer_wa_id = coalesce(c.customer_wa_id, v_duplicate.customer_wa_id),
            lead_name = coalesce(c.lead_name, v_duplicate.lead_name),
            session_started_at = least(c.session_started_at, v_duplicate.session_started_at),
            last_message_at = greatest(c.last_message_at, v_duplicate.last_message_at),
@@ -720,7 +742,7 @@ BEGIN
             MESSAGE = format('%s is longer than 256 characters (%s)', p_param, length(p_raw)),
             HINT = 'Identifiers are at most 256 characters.';
     END IF;
-    v_raw := lower(btrim(p_raw, E' \t\r\n'));
+    v_raw := lower(btrim(p_raw, E' \t\r\n') COLLATE "C");
     v_at := position('@' IN v_raw);
 
     IF v_at = 0 THEN
@@ -1158,12 +1180,10 @@ CREATE FUNCTION convkey._resolve_conversation(p_business_id bigint, p_kinds text
 DECLARE
     v_n            int := cardinality(p_kinds);
     v_min          bigint;
-    v_max          bigint;
-    v_owned        int;
+    v_owned        int := 0;
     v_owner        bigint[];
     v_pending      bigint[];
     v_owner2       bigint[];
-    v_pending2     bigint[];
     v_attempt      int := 0;
     v_anchor_lead  bigint;
     v_person_phone text;
@@ -1187,15 +1207,22 @@ DECLARE
     v_new_lead     bigint;
     v_trigger      jsonb;
 BEGIN
-    -- Fast path: every identity of the call already belongs to the same conversation.
-    SELECT min(i.conversation_id), max(i.conversation_id), count(i.conversation_id)
-      INTO v_min, v_max, v_owned
-      FROM unnest(p_kinds, p_values) AS c(k, v)
-      JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = c.k AND i.value = c.v;
-    IF v_owned = v_n AND v_min = v_max AND p_self IS NULL THEN
-        o_conversation_id := v_min;
-        o_created := false;
-        RETURN;
+    -- Fast path: every identity of the call already belongs to the same conversation. One
+    -- scalar lookup per identity (1 to 4): their plans are cached, where a join over unnest()
+    -- of the arrays was planned again on every call.
+    IF p_self IS NULL THEN
+        FOR v_i IN 1 .. v_n LOOP
+            SELECT i.conversation_id INTO v_c FROM convkey.identity i
+             WHERE i.business_id = p_business_id AND i.kind = p_kinds[v_i] AND i.value = p_values[v_i];
+            EXIT WHEN v_c IS NULL OR v_c IS DISTINCT FROM coalesce(v_min, v_c);
+            v_min := v_c;
+            v_owned := v_i;
+        END LOOP;
+        IF v_owned = v_n THEN
+            o_conversation_id := v_min;
+            o_created := false;
+            RETURN;
+        END IF;
     END IF;
 
     -- Level 1: the call's identities, in a fixed order.
@@ -1203,19 +1230,15 @@ BEGIN
 
     LOOP
         v_attempt := v_attempt + 1;
-        SELECT array_agg(i.conversation_id ORDER BY c.n), array_agg(i.pending_person_id ORDER BY c.n)
-          INTO v_owner, v_pending
-          FROM unnest(p_kinds, p_values) WITH ORDINALITY AS c(k, v, n)
-          LEFT JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = c.k AND i.value = c.v;
+        v_owner := convkey._identity_owners(p_business_id, p_kinds, p_values);
+        v_pending := v_owner[v_n + 1 : 2 * v_n];
+        v_owner := v_owner[1 : v_n];
         -- Level 2: pending persons (identities learned from links, no conversation yet).
         PERFORM convkey._lock_pending_persons(p_business_id, v_pending);
         -- Level 3: the owning conversations, one statement, id order.
         PERFORM convkey._lock_conversations(p_business_id, v_owner || p_self);
-        SELECT array_agg(i.conversation_id ORDER BY c.n), array_agg(i.pending_person_id ORDER BY c.n)
-          INTO v_owner2, v_pending2
-          FROM unnest(p_kinds, p_values) WITH ORDINALITY AS c(k, v, n)
-          LEFT JOIN convkey.identity i ON i.business_id = p_business_id AND i.kind = c.k AND i.value = c.v;
-        EXIT WHEN v_owner2 IS NOT DISTINCT FROM v_owner AND v_pending2 IS NOT DISTINCT FROM v_pending;
+        v_owner2 := convkey._identity_owners(p_business_id, p_kinds, p_values);
+        EXIT WHEN v_owner2 IS NOT DISTINCT FROM (v_owner || v_pending);
         IF v_attempt >= 50 THEN
             RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
                 MESSAGE = 'convkey could not settle the owners of a call''s identities',
@@ -1388,7 +1411,8 @@ $$;
 COMMENT ON FUNCTION convkey._set_lead(p_business_id bigint, p_conversation_id bigint, p_lead_id bigint) IS 'Internal: make an owned lead the conversation''s lead and key.';
 
 CREATE FUNCTION convkey.assign_lead(p_business_id bigint, p_conversation_id bigint, p_lead_id bigint, p_lead_name text DEFAULT NULL::text) RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_conv     bigint;
@@ -1463,7 +1487,8 @@ $$;
 COMMENT ON FUNCTION convkey.assign_lead(p_business_id bigint, p_conversation_id bigint, p_lead_id bigint, p_lead_name text) IS 'Attach a CRM lead to a conversation (re-keyed to lead:..., merged with the lead''s other conversation). 22023 when it already has another lead (use merge_leads); P0002 unknown id.';
 
 CREATE FUNCTION convkey.canonical_key(p_business_id bigint, p_lead_id bigint DEFAULT NULL::bigint, p_phone_e164 text DEFAULT NULL::text, p_lid text DEFAULT NULL::text, p_bsuid text DEFAULT NULL::text) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_phone text;
@@ -1503,7 +1528,8 @@ $$;
 COMMENT ON FUNCTION convkey.canonical_key(p_business_id bigint, p_lead_id bigint, p_phone_e164 text, p_lid text, p_bsuid text) IS 'Conversation key from the strongest identifier (lead > phone > lid > bsuid). IMMUTABLE; 22023 on bad input.';
 
 CREATE FUNCTION convkey.close_session(p_business_id bigint, p_conversation_id bigint, p_summary text DEFAULT NULL::text) RETURNS void
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_id bigint;
@@ -1543,7 +1569,8 @@ $_$;
 COMMENT ON FUNCTION convkey.display_name(p_lead_name text, p_push_name text, p_name text, p_peer_name text, p_phone text, p_fallback text) IS 'The name to show: lead name > push name > name > peer name > phone (+digits, never a LID) > p_fallback. Blank, phone-only and @-containing push names and digit-only names are skipped.';
 
 CREATE FUNCTION convkey.get_or_create_conversation(p_business_id bigint, p_customer_wa_id text, p_provider text DEFAULT 'baileys'::text, p_lead_id bigint DEFAULT NULL::bigint, p_phone_e164 text DEFAULT NULL::text) RETURNS TABLE(conversation_id bigint, canonical_key text, created boolean)
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_ids record;
@@ -1571,7 +1598,8 @@ $$;
 COMMENT ON FUNCTION convkey.get_or_create_conversation(p_business_id bigint, p_customer_wa_id text, p_provider text, p_lead_id bigint, p_phone_e164 text) IS 'The conversation of the person named by a WhatsApp id, lead and/or phone; created, re-keyed or merged as needed, race-free. Returns (conversation_id, canonical_key, created). 22023/22001 on bad input.';
 
 CREATE FUNCTION convkey.idle_sessions(p_business_id bigint, p_idle interval DEFAULT '00:05:00'::interval) RETURNS SETOF bigint
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     PERFORM convkey._check_business_id(p_business_id);
@@ -1583,7 +1611,9 @@ BEGIN
     RETURN QUERY
         SELECT c.id FROM convkey.whatsapp_conversation c
          WHERE c.business_id = p_business_id AND c.is_open AND c.merged_into_id IS NULL
-           AND coalesce(c.last_customer_message_at, c.session_started_at) < now() - p_idle
+           -- an interval longer than the timestamp range (178000000 years) would overflow: nothing is that idle
+           AND coalesce(c.last_customer_message_at, c.session_started_at)
+               < now() - least(p_idle, now() - '4714-11-24 00:00:00+00 BC'::timestamptz)
          ORDER BY c.id;
 END;
 $$;
@@ -1591,7 +1621,8 @@ $$;
 COMMENT ON FUNCTION convkey.idle_sessions(p_business_id bigint, p_idle interval) IS 'Open conversations idle for longer than p_idle (by last customer message, else session start).';
 
 CREATE FUNCTION convkey.link_identity(p_business_id bigint, p_wa_id text, p_other text, p_source text DEFAULT 'message'::text) RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_a        record;
@@ -1723,7 +1754,8 @@ $$;
 COMMENT ON FUNCTION convkey.link_identity(p_business_id bigint, p_wa_id text, p_other text, p_source text) IS 'Declare that two identifiers name one person: remembered before any conversation, merged/attached/moved at once otherwise. Returns the surviving conversation id or NULL. 22023 for different leads.';
 
 CREATE FUNCTION convkey.mark_read(p_business_id bigint, p_conversation_id bigint) RETURNS void
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_id bigint;
@@ -1738,7 +1770,8 @@ $$;
 COMMENT ON FUNCTION convkey.mark_read(p_business_id bigint, p_conversation_id bigint) IS 'Mark a conversation read (last_read_at = now(); follows merges). 22023 bad ids, P0002 unknown in this business.';
 
 CREATE FUNCTION convkey.merge_conversations(p_business_id bigint, p_primary_id bigint, p_duplicate_id bigint, p_reason text DEFAULT 'manual'::text) RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_primary   convkey.whatsapp_conversation%ROWTYPE;
@@ -1788,7 +1821,8 @@ $$;
 COMMENT ON FUNCTION convkey.merge_conversations(p_business_id bigint, p_primary_id bigint, p_duplicate_id bigint, p_reason text) IS 'Merge a duplicate conversation into a chosen primary (messages, identities, audit). 22023: tombstones, same id, different leads; P0002: unknown id.';
 
 CREATE FUNCTION convkey.merge_leads(p_business_id bigint, p_from_lead_id bigint, p_into_lead_id bigint) RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_values   text[];
@@ -1878,7 +1912,8 @@ $$;
 COMMENT ON FUNCTION convkey.merge_leads(p_business_id bigint, p_from_lead_id bigint, p_into_lead_id bigint) IS 'The CRM merged two leads: one conversation keyed by the surviving lead (merging when both had one). Returns the survivor, or NULL when neither lead has a conversation yet.';
 
 CREATE FUNCTION convkey.parse_wa_id(p_raw text) RETURNS TABLE(kind text, jid_user text, device integer, phone_e164 text, lid text)
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE SECURITY DEFINER PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT p.kind, p.jid_user, p.device, p.phone_e164, p.lid FROM convkey._parse_wa_id(p_raw, 'p_raw') AS p
 $$;
@@ -1886,7 +1921,8 @@ $$;
 COMMENT ON FUNCTION convkey.parse_wa_id(p_raw text) IS 'Parse a WhatsApp identifier into (kind, jid_user, device, phone_e164, lid). kind: pn, lid, bsuid, group, status, broadcast, newsletter, bot. Raises 22023 on malformed input, 22001 over 256 characters.';
 
 CREATE FUNCTION convkey.record_message(p_business_id bigint, p_customer_wa_id text, p_direction text, p_provider_message_id text, p_body text DEFAULT NULL::text, p_provider text DEFAULT 'baileys'::text, p_lead_id bigint DEFAULT NULL::bigint, p_phone_e164 text DEFAULT NULL::text, p_sent_at timestamp with time zone DEFAULT now(), p_source text DEFAULT NULL::text) RETURNS TABLE(message_id bigint, conversation_id bigint, inserted boolean)
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_direction text;
@@ -1916,7 +1952,7 @@ BEGIN
     IF v_source IS NOT NULL AND v_source NOT IN ('customer', 'bot', 'human', 'system', 'automation') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('p_source must be customer, bot, human, system or automation, got %s',
-                             quote_literal(left(p_source, 32))),
+                             quote_literal(convkey._mask(p_source))),
             HINT = 'Pass NULL to let convkey choose (customer for incoming messages).';
     END IF;
     v_ids := convkey._call_identities(p_business_id, p_customer_wa_id, p_lead_id, p_phone_e164);
@@ -1952,7 +1988,8 @@ $$;
 COMMENT ON FUNCTION convkey.record_message(p_business_id bigint, p_customer_wa_id text, p_direction text, p_provider_message_id text, p_body text, p_provider text, p_lead_id bigint, p_phone_e164 text, p_sent_at timestamp with time zone, p_source text) IS 'Webhook call: get-or-create, activity and an idempotent message insert in one transaction. Returns (message_id, conversation_id, inserted); a retried provider message id returns inserted = false.';
 
 CREATE FUNCTION convkey.resolve_conversation_id(p_business_id bigint, p_conversation_id bigint) RETURNS bigint
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT convkey._live_conversation(p_business_id, p_conversation_id, 'p_conversation_id')
 $$;
@@ -1960,7 +1997,8 @@ $$;
 COMMENT ON FUNCTION convkey.resolve_conversation_id(p_business_id bigint, p_conversation_id bigint) IS 'The live conversation an id ended in (follows merges). 22023 bad ids, P0002 unknown in this business.';
 
 CREATE FUNCTION convkey.set_push_name(p_business_id bigint, p_conversation_id bigint, p_push_name text) RETURNS void
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_id bigint;
@@ -2035,7 +2073,8 @@ $$;
 COMMENT ON FUNCTION convkey.tg_whatsapp_message__normalize_direction() IS 'Trigger: store legacy inbound/outbound directions as in/out; 22023 for anything else.';
 
 CREATE FUNCTION convkey.unmerge(p_business_id bigint, p_merge_id bigint) RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_merge   convkey.conversation_merge%ROWTYPE;
@@ -2096,6 +2135,9 @@ BEGIN
                             THEN NULL ELSE c.push_name END,
            lead_name = CASE WHEN v_pbefore->>'lead_name' IS NULL AND c.lead_name IS NOT DISTINCT FROM v_before->>'lead_name'
                             THEN NULL ELSE c.lead_name END,
+           customer_wa_id = CASE WHEN v_pbefore->>'customer_wa_id' IS NULL
+                                  AND c.customer_wa_id IS NOT DISTINCT FROM v_before->>'customer_wa_id'
+                                 THEN NULL ELSE c.customer_wa_id END,
            session_started_at = (v_pbefore->>'session_started_at')::timestamptz,
            last_message_at = greatest((v_pbefore->>'last_message_at')::timestamptz,
                (SELECT max(m.sent_at) FROM convkey.whatsapp_message m
@@ -2139,7 +2181,8 @@ $$;
 COMMENT ON FUNCTION convkey.unmerge(p_business_id bigint, p_merge_id bigint) IS 'Undo a merge: restore the duplicate with what that merge moved, restore both keys, keep them separated from automatic links. 55000 when later merges must be undone first; P0002 unknown merge.';
 
 CREATE FUNCTION convkey.update_session_activity(p_business_id bigint, p_customer_wa_id text, p_direction text DEFAULT 'in'::text, p_provider text DEFAULT 'baileys'::text, p_lead_id bigint DEFAULT NULL::bigint, p_phone_e164 text DEFAULT NULL::text, p_at timestamp with time zone DEFAULT now()) RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_direction text;
@@ -2273,7 +2316,7 @@ COMMENT ON TABLE convkey.whatsapp_message IS 'Messages; a provider message id is
 
 COMMENT ON COLUMN convkey.whatsapp_message.wa_id IS 'The raw identifier the message arrived with.';
 
-CREATE VIEW convkey.conversation_thread AS
+CREATE VIEW convkey.conversation_thread WITH (security_invoker='true') AS
  SELECT c.id,
     c.business_id,
     c.canonical_key,
@@ -2333,7 +2376,7 @@ CREATE TABLE convkey.identity_conflict (
 
 COMMENT ON TABLE convkey.identity_conflict IS 'Identities that did not join a conversation because of a rule (different leads never merge; a LID or BSUID moves to the newest phone), once per (identity, other conversation) with first/last seen and a count.';
 
-CREATE VIEW convkey.dedup_health AS
+CREATE VIEW convkey.dedup_health WITH (security_invoker='true') AS
  SELECT b.business_id,
     COALESCE(c.live_conversations, (0)::bigint) AS live_conversations,
     COALESCE(c.tombstones, (0)::bigint) AS tombstones,
@@ -2528,3 +2571,33 @@ ALTER TABLE ONLY convkey.whatsapp_conversation
 
 ALTER TABLE ONLY convkey.whatsapp_message
     ADD CONSTRAINT fk_whatsapp_message_conversation FOREIGN KEY (business_id, conversation_id) REFERENCES convkey.whatsapp_conversation(business_id, id);
+
+ALTER TABLE convkey.backfill_cursor ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE convkey.backfill_row ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE convkey.conversation_merge ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE convkey.conversation_separation ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE convkey.identity ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE convkey.identity_conflict ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY rls_backfill_row_business ON convkey.backfill_row TO convkey_app, convkey_readonly USING ((business_id = (NULLIF(current_setting('convkey.business_id'::text, true), ''::text))::bigint)) WITH CHECK ((business_id = (NULLIF(current_setting('convkey.business_id'::text, true), ''::text))::bigint));
+
+CREATE POLICY rls_conversation_merge_business ON convkey.conversation_merge TO convkey_app, convkey_readonly USING ((business_id = (NULLIF(current_setting('convkey.business_id'::text, true), ''::text))::bigint)) WITH CHECK ((business_id = (NULLIF(current_setting('convkey.business_id'::text, true), ''::text))::bigint));
+
+CREATE POLICY rls_conversation_separation_business ON convkey.conversation_separation TO convkey_app, convkey_readonly USING ((business_id = (NULLIF(current_setting('convkey.business_id'::text, true), ''::text))::bigint)) WITH CHECK ((business_id = (NULLIF(current_setting('convkey.business_id'::text, true), ''::text))::bigint));
+
+CREATE POLICY rls_identity_business ON convkey.identity TO convkey_app, convkey_readonly USING ((business_id = (NULLIF(current_setting('convkey.business_id'::text, true), ''::text))::bigint)) WITH CHECK ((business_id = (NULLIF(current_setting('convkey.business_id'::text, true), ''::text))::bigint));
+
+CREATE POLICY rls_identity_conflict_business ON convkey.identity_conflict TO convkey_app, convkey_readonly USING ((business_id = (NULLIF(current_setting('convkey.business_id'::text, true), ''::text))::bigint)) WITH CHECK ((business_id = (NULLIF(current_setting('convkey.business_id'::text, true), ''::text))::bigint));
+
+CREATE POLICY rls_whatsapp_conversation_business ON convkey.whatsapp_conversation TO convkey_app, convkey_readonly USING ((business_id = (NULLIF(current_setting('convkey.business_id'::text, true), ''::text))::bigint)) WITH CHECK ((business_id = (NULLIF(current_setting('convkey.business_id'::text, true), ''::text))::bigint));
+
+CREATE POLICY rls_whatsapp_message_business ON convkey.whatsapp_message TO convkey_app, convkey_readonly USING ((business_id = (NULLIF(current_setting('convkey.business_id'::text, true), ''::text))::bigint)) WITH CHECK ((business_id = (NULLIF(current_setting('convkey.business_id'::text, true), ''::text))::bigint));
+
+ALTER TABLE convkey.whatsapp_conversation ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE convkey.whatsapp_message ENABLE ROW LEVEL SECURITY;

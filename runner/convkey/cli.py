@@ -26,6 +26,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from .migrate import migrate
 
     dsn = resolve_dsn(args.dsn)
+    if args.shards:
+        return _migrate_shards(dsn)
     report = migrate(dsn, list_only=args.list, rollback_all=args.rollback_all)
     if args.list:
         for mid, applied in report.status:
@@ -44,6 +46,65 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         f"{len(report.applied)} migration(s) applied, {len(report.post_apply)} function file(s) run; "
         f"schema version {report.schema_version}; {len(report.functions)} public functions"
     )
+    return 0
+
+
+def _print_migrate_summary(report, prefix: str = "") -> None:
+    print(
+        f"{prefix}{len(report.applied)} migration(s) applied, {len(report.post_apply)} function file(s) run; "
+        f"schema version {report.schema_version}; {len(report.functions)} public functions"
+    )
+
+
+def _migrate_shards(proxy_dsn: str) -> int:
+    """convkey migrate --shards: every shard of the proxy's cluster, then the proxy itself."""
+    from .shards import mask_connstr, migrate_all
+
+    shard_reports, proxy_report = migrate_all(proxy_dsn)
+    for connstr, report in shard_reports:
+        for mid in report.applied:
+            print(f"applied      {mid}  ({mask_connstr(connstr)})")
+        _print_migrate_summary(report, prefix=f"shard {mask_connstr(connstr)}: ")
+    for mid in proxy_report.applied:
+        print(f"applied      {mid}  (proxy)")
+    _print_migrate_summary(proxy_report, prefix="proxy: ")
+    return 0
+
+
+def cmd_shards(args: argparse.Namespace) -> int:
+    import json
+
+    from . import shards
+
+    proxy_dsn = resolve_dsn(args.dsn)
+    if args.action == "add":
+        report = shards.add_shard(proxy_dsn, args.shard_dsn, partitions_count=args.partitions)
+        print(f"{'created the cluster with' if report.created else 'added'} shard {shards.mask_connstr(report.shard)}: "
+              f"id block {report.block}, partitions "
+              f"{','.join(str(p) for p, c in enumerate(report.partitions) if c == report.shard) or 'none'}")
+        if report.moved and not report.created:
+            print(f"moved {len(report.moved)} empty partition(s) to it: {','.join(map(str, report.moved))}")
+        for p, rows in sorted(report.kept.items()):
+            print(f"kept partition {p} where it is: its businesses have {rows} row(s) there "
+                  "(to move it, see README \"Scaling out by business\")")
+        return 0
+    infos = shards.describe(proxy_dsn)
+    count = sum(len(i.partitions) for i in infos)
+    if args.json:
+        print(json.dumps({"partitions": count, "shards": [
+            {"connstr": shards.mask_connstr(i.connstr), "partitions": i.partitions, "id_block": i.block,
+             "error": i.error} for i in infos]}, indent=2))
+        return 0
+    if not infos:
+        print("no shards yet: convkey shards add SHARD_DSN --dsn PROXY_DSN")
+        return 0
+    print(f"cluster convkey: {count} partitions on {len(infos)} shard(s); "
+          f"partition = md5 hash of business_id & {count - 1}")
+    for i in infos:
+        ids = (f"ids {i.block * shards.ID_BLOCK + 1}..{(i.block + 1) * shards.ID_BLOCK}" if i.block is not None
+               else f"unreachable: {i.error}" if i.error else "ids not in a block")
+        print(f"  {shards.mask_connstr(i.connstr)}")
+        print(f"      partitions {','.join(map(str, i.partitions))}; {ids}")
     return 0
 
 
@@ -139,7 +200,22 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--list", action="store_true", help="list migrations and whether each is applied")
     g.add_argument("--rollback-all", action="store_true", help="roll back every migration (drops schema convkey)")
+    g.add_argument("--shards", action="store_true",
+                   help="--dsn is a proxy: migrate every shard of its cluster, then the proxy")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("shards", help="the PL/Proxy cluster of a proxy database (--dsn is the proxy)")
+    shard_sub = p.add_subparsers(dest="action", required=True)
+    q = shard_sub.add_parser("add", help="add a shard (the first one creates the cluster)")
+    q.add_argument("shard_dsn", metavar="SHARD_DSN", help="libpq DSN or URI of the shard, as the proxy reaches it")
+    q.add_argument("--partitions", type=int, default=None,
+                   help="logical partitions, a power of two; only when creating the cluster (default 16)")
+    _add_dsn(q)
+    q.set_defaults(func=cmd_shards)
+    q = shard_sub.add_parser("list", help="list the shards, their partitions and id blocks")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    _add_dsn(q)
+    q.set_defaults(func=cmd_shards)
 
     p = sub.add_parser("db", help="manage the embedded default database in ./.convkey ($CONVKEY_HOME)")
     p.add_argument("action", choices=["start", "stop", "status", "url"])

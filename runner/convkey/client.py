@@ -94,17 +94,22 @@ class Client:
         sent_at: dt.datetime | None = None,
         source: str | None = None,
         alt_wa_id: str | None = None,
+        push_name: str | None = None,
     ) -> dict[str, Any]:
         """Store one message (idempotent by provider_message_id). ``alt_wa_id`` is the other form of
         the customer's identifier when the provider reveals it (Baileys ``key.remoteJidAlt``): a LID
-        and phone pair is recorded and linked in the same single call."""
+        and phone pair is recorded and linked in the same single call. ``push_name`` (Baileys
+        ``pushName``) is stored on the conversation by that same call, when the message is new."""
         customer_wa_id, phone = self._with_alt(customer_wa_id, alt_wa_id, phone)
-        return self.connector.one("record_message", {
+        params = {
             "business_id": business_id, "customer_wa_id": self.wa_id(customer_wa_id), "direction": direction,
             "provider_message_id": provider_message_id, "body": body, "provider": provider, "lead_id": lead_id,
             "phone_e164": self.phone(phone), "sent_at": sent_at or dt.datetime.now(dt.timezone.utc),
             "source": source,
-        })
+        }
+        if push_name is None:
+            return self.connector.one("record_message", params)
+        return self.connector.one("record_message_with_push_name", {**params, "push_name": push_name})
 
     def update_session_activity(
         self,

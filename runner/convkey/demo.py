@@ -12,6 +12,7 @@ aside). Exit 0 when convkey's threads equal the people, 1 otherwise.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import IO, Any
 
@@ -22,7 +23,7 @@ from .demo_events import Person, Stream, generate
 from .health import to_table
 from .ingest import Ingest
 from .migrate import migrate
-from .phone import format_for_display
+from .phone import format_for_display, mask
 from .progress import Progress
 
 WORKERS = 4
@@ -88,11 +89,19 @@ def _side_by_side(naive: int, threads: int, people: int) -> list[str]:
 
 
 def _split(people: list[Person]) -> list[str]:
-    """The person the naive key splits most, and the remoteJid spellings it would show as threads."""
+    """The person the naive key splits most, and the remoteJid spellings it would show as threads
+    (digits masked but the last 4, as everywhere convkey prints an identifier; the spellings stay
+    distinct)."""
     p = max(people, key=lambda p: (len(p.remote_jids), -p.index))
-    jids = sorted(p.remote_jids, key=lambda j: (j.endswith("@lid"), j))
+    jids = [_masked_jid(j) for j in sorted(p.remote_jids, key=lambda j: (j.endswith("@lid"), j))]
     return [f"  For example, the naive key shows {p.name} as {len(jids)} threads:",
             *(f"    {', '.join(jids[i:i + 3])}" for i in range(0, len(jids), 3))]
+
+
+def _masked_jid(jid: str) -> str:
+    """``5561993237964:11@s.whatsapp.net`` -> ``*********7964:11@s.whatsapp.net``."""
+    user = re.match(r"[0-9]*", jid).group()
+    return mask(user) + jid[len(user):]
 
 
 def _health(client: Client, business: int) -> list[str]:

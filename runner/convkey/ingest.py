@@ -24,8 +24,9 @@ Blank lines are ignored. Two kinds of line are understood:
   ``broadcast``, ``newsletter``, ``bot``; a group sender's ``participant``/``participantAlt``
   pair is still learned with ``link_identity``, source ``message``) and ``protocol`` messages
   (deletes, edits, history-sync notices: not a message of the thread).
-- The ``pushName`` of a newly stored incoming message is kept with ``convkey.set_push_name``
-  (a second call, made only when the name differs from the one this run last stored).
+- The ``pushName`` of a newly stored incoming message is kept with ``convkey.set_push_name``,
+  in the same statement (one transaction) as ``record_message``: a crash never keeps the message
+  and loses its name, so re-running an interrupted replay ends with the names of an uninterrupted one.
 
 **convkey's own events** (``--format jsonl``); ``business_id`` defaults to ``--business-id``::
 
@@ -467,16 +468,16 @@ class Ingest:
     def _call(self, ev: Event, tally: Summary) -> None:
         c, a, b = self.client, ev.args, ev.business_id
         if ev.kind == "message":
+            name = ev.push_name if ev.push_name and ev.push_name.strip() else None
             row = c.record_message(b, a["wa_id"], a["direction"], a["id"], a["body"], provider=a.get("provider", "baileys"),
                                    lead_id=a.get("lead_id"), phone=a.get("phone"), sent_at=a["sent_at"],
-                                   source=a.get("source"), alt_wa_id=a["alt_wa_id"])
+                                   source=a.get("source"), alt_wa_id=a["alt_wa_id"], push_name=name)
             if row["inserted"]:
                 tally.messages_inserted += 1
             else:
                 tally.duplicates += 1
             tally.links_learned += a["alt_wa_id"] is not None
-            if row["inserted"] and ev.push_name and ev.push_name.strip() and self._new_name(b, row, ev.push_name):
-                c.set_push_name(b, row["conversation_id"], ev.push_name)
+            if row["inserted"] and name and self._new_name(b, row, name):
                 tally.push_names_stored += 1
         elif ev.kind == "link":
             c.link_identity(b, a["wa_id"], a["other"], a["source"])
@@ -491,7 +492,7 @@ class Ingest:
 
     def _new_name(self, business: int, row: dict[str, Any], name: str) -> bool:
         """True (once, whichever worker asks first) when this run has not stored ``name`` on the
-        conversation yet: most messages then stay one round trip."""
+        conversation yet: what the summary counts as a push name stored."""
         slot = (business, row["conversation_id"])
         with self._names_lock:
             if self._names.get(slot) == name:

@@ -22,6 +22,8 @@ _BSUID_PREFIX = re.compile(r"[a-z]{2}\.", re.ASCII)
 _BSUID = re.compile(r"[a-z]{2}(\.ent)?\.[0-9]{1,64}", re.ASCII)
 _E164 = re.compile(r"\+?[1-9][0-9]{0,14}", re.ASCII)
 _OTHER_USER = re.compile(r"[0-9a-z._:-]{1,128}", re.ASCII)
+# ASCII letters only: str.lower() would turn the Kelvin sign into "k" (as a locale-aware SQL lower() would)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 class WaId(NamedTuple):
@@ -53,7 +55,7 @@ def parse_wa_id(raw: str | None, param: str = "raw") -> WaId:
         raise InvalidIdentifier(f"{param} must not be None")
     if len(raw) > 256:
         raise ValueTooLong(f"{param} is longer than 256 characters ({len(raw)})")
-    text = raw.strip(" \t\r\n").lower()
+    text = raw.strip(" \t\r\n").translate(_ASCII_LOWER)  # like SQL lower(... COLLATE "C")
     if "@" not in text:
         if _BSUID_PREFIX.match(text):
             if not _BSUID.fullmatch(text):

@@ -4,6 +4,8 @@ yoyo runs ``post-apply*`` files only when a regular migration was pending in the
 wants every changed function body deployed on every ``migrate``, so it applies pending migrations
 and then runs the post-apply step itself, under yoyo's lock. A session-level advisory lock taken
 first makes concurrent ``convkey migrate`` runs queue up instead of racing on yoyo's own tables.
+A proxy database (``convkey shards``, README "Scaling out by business") has its own migration
+source, ``proxy/``: ``migrate`` recognises such a database and applies that source instead.
 """
 
 from __future__ import annotations
@@ -82,16 +84,25 @@ class MigrateReport:
     functions: list[str] = field(default_factory=list)
 
 
-def _load():
-    sql, functions = migration_dirs()
+def _load(dirs: tuple[Path, Path] | None = None):
+    sql, functions = dirs or migration_dirs()
     return read_migrations(str(sql), str(functions))
 
 
-def migrate(dsn: str, *, list_only: bool = False, rollback_all: bool = False) -> MigrateReport:
-    """Apply pending migrations and the post-apply files (or list, or roll everything back)."""
+def migrate(dsn: str, *, list_only: bool = False, rollback_all: bool = False,
+            dirs: tuple[Path, Path] | None = None) -> MigrateReport:
+    """Apply pending migrations and the post-apply files (or list, or roll everything back).
+
+    ``dirs`` (sql, functions) names the migration source; by default the package's own, or the
+    proxy's (``convkey.shards.proxy_dirs()``) when the database is a convkey proxy.
+    """
     report = MigrateReport()
-    migrations = _load()
     with psycopg.connect(dsn, autocommit=True) as lock_conn:
+        if dirs is None:
+            from .shards import is_proxy, proxy_dirs
+
+            dirs = proxy_dirs() if is_proxy(lock_conn) else migration_dirs()
+        migrations = _load(dirs)
         lock_conn.execute("SET lock_timeout = 0")
         lock_conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK_KEY,))
         try:

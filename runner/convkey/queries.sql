@@ -11,6 +11,15 @@ SELECT message_id, conversation_id, inserted
   FROM convkey.record_message(%(business_id)s, %(customer_wa_id)s, %(direction)s, %(provider_message_id)s,
                               %(body)s, %(provider)s, %(lead_id)s, %(phone_e164)s, %(sent_at)s, %(source)s)
 
+-- record_message_with_push_name --
+-- record_message and, when the message is new, set_push_name in one statement: one transaction, so
+-- a crash or a lost connection never keeps the message and loses the name it carried
+SELECT r.message_id, r.conversation_id, r.inserted,
+       CASE WHEN r.inserted THEN convkey.set_push_name(%(business_id)s, r.conversation_id, %(push_name)s) END
+           AS push_name_set
+  FROM convkey.record_message(%(business_id)s, %(customer_wa_id)s, %(direction)s, %(provider_message_id)s,
+                              %(body)s, %(provider)s, %(lead_id)s, %(phone_e164)s, %(sent_at)s, %(source)s) AS r
+
 -- update_session_activity --
 SELECT convkey.update_session_activity(%(business_id)s, %(customer_wa_id)s, %(direction)s, %(provider)s,
                                        %(lead_id)s, %(phone_e164)s, %(at)s) AS conversation_id
@@ -224,3 +233,63 @@ SELECT setval(s.seq, greatest((SELECT coalesce(max(c.id), 0) FROM convkey.whatsa
 SELECT setval(s.seq, greatest((SELECT coalesce(max(m.id), 0) FROM convkey.whatsapp_message m),
                               coalesce(pg_sequence_last_value(s.seq), 0), 1)) AS value
   FROM (SELECT pg_get_serial_sequence('convkey.whatsapp_message', 'id')::regclass AS seq) AS s
+
+-- proxy_detect --
+-- a convkey proxy (README "Scaling out by business"): the PL/Proxy cluster, or the proxy's schema
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server s
+                 JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+                WHERE s.srvname = 'convkey' AND w.fdwname = 'plproxy')
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n
+                    JOIN pg_catalog.pg_description d ON d.objoid = n.oid
+                                                    AND d.classoid = 'pg_catalog.pg_namespace'::regclass
+                   WHERE n.nspname = 'convkey' AND left(d.description, 14) = 'convkey proxy:') AS is_proxy
+
+-- proxy_partitions --
+SELECT partition, connstr FROM convkey._partitions() ORDER BY partition
+
+-- proxy_set_partitions --
+SELECT convkey._set_partitions(%(connstrs)s::text[]) AS partitions
+
+-- proxy_partition_of --
+SELECT convkey._partition_of(%(business_id)s) AS partition
+
+-- shard_sequences --
+SELECT sequencename AS sequence_name, min_value, max_value, last_value
+  FROM pg_catalog.pg_sequences WHERE schemaname = 'convkey' ORDER BY sequencename
+
+-- shard_partition_rows --
+-- conversations and identities (pending people have only identities) of one partition's businesses
+-- on a shard; the hash is convkey._business_hash of the proxy (proxy/functions/post-apply-01)
+SELECT (SELECT count(*) FROM convkey.whatsapp_conversation c
+         WHERE ('x' || substr(md5(c.business_id::text), 1, 8))::bit(32)::integer & %(mask)s = %(partition)s)
+     + (SELECT count(*) FROM convkey.identity i
+         WHERE ('x' || substr(md5(i.business_id::text), 1, 8))::bit(32)::integer & %(mask)s = %(partition)s) AS n
+
+-- shard_id_block_setting --
+SELECT set_config('convkey.id_block', %(block)s::text, true) AS block
+
+-- shard_assign_id_block --
+-- every sequence of schema convkey into the id block of the transaction's setting convkey.id_block
+-- (block b: ids b * 10^12 + 1 .. (b + 1) * 10^12); sequences already there are left alone
+DO $$
+DECLARE
+    v_block bigint := current_setting('convkey.id_block')::bigint;
+    v_min   bigint := v_block * 1000000000000 + 1;
+    v_max   bigint := (v_block + 1) * 1000000000000;
+    v_seq   record;
+BEGIN
+    FOR v_seq IN SELECT s.sequencename, s.min_value, s.max_value, s.last_value
+                   FROM pg_catalog.pg_sequences s WHERE s.schemaname = 'convkey' ORDER BY 1 LOOP
+        CONTINUE WHEN v_seq.min_value = v_min AND v_seq.max_value = v_max;
+        IF v_seq.last_value > v_max THEN
+            RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                MESSAGE = format('sequence convkey.%%s is at %%s, past id block %%s', v_seq.sequencename,
+                                 v_seq.last_value, v_block),
+                HINT = 'Give this shard a higher block, or move its sequences back by hand.';
+        END IF;
+        EXECUTE format('ALTER SEQUENCE convkey.%%I MINVALUE %%s MAXVALUE %%s START %%s%%s', v_seq.sequencename,
+                       v_min, v_max, v_min,
+                       CASE WHEN v_seq.last_value IS NULL OR v_seq.last_value < v_min THEN ' RESTART' ELSE '' END);
+    END LOOP;
+END
+$$

@@ -1,0 +1,22 @@
+-- convkey.close_session(p_business_id, p_conversation_id, p_summary)
+--     -> void
+-- Proxy of the shard function of the same name and signature. It runs whole on the shard that
+-- owns p_business_id, in one remote call and the shard's own transaction: the partition is
+-- convkey._business_hash(p_business_id) & (partitions - 1).
+-- Defaults are evaluated here and sent, so they equal the shard's (tests/test_proxy.py compares
+-- every signature, default and result type with the shard's).
+-- Locks: none here (the shard function's own). Raises: the shard's SQLSTATEs unchanged (PL/Proxy
+-- prefixes the message with the function and shard and the hint with "Remote hint:").
+CREATE OR REPLACE FUNCTION convkey.close_session(
+    p_business_id bigint,
+    p_conversation_id bigint,
+    p_summary text DEFAULT NULL)
+RETURNS void
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'convkey';
+    RUN ON convkey._business_hash(p_business_id);
+$$;
+
+COMMENT ON FUNCTION convkey.close_session(bigint,bigint,text) IS
+    'Proxy: runs convkey.close_session on the shard that owns p_business_id.';

@@ -1,0 +1,23 @@
+-- convkey.link_identity(p_business_id, p_wa_id, p_other, p_source)
+--     -> bigint
+-- Proxy of the shard function of the same name and signature. It runs whole on the shard that
+-- owns p_business_id, in one remote call and the shard's own transaction: the partition is
+-- convkey._business_hash(p_business_id) & (partitions - 1).
+-- Defaults are evaluated here and sent, so they equal the shard's (tests/test_proxy.py compares
+-- every signature, default and result type with the shard's).
+-- Locks: none here (the shard function's own). Raises: the shard's SQLSTATEs unchanged (PL/Proxy
+-- prefixes the message with the function and shard and the hint with "Remote hint:").
+CREATE OR REPLACE FUNCTION convkey.link_identity(
+    p_business_id bigint,
+    p_wa_id text,
+    p_other text,
+    p_source text DEFAULT 'message')
+RETURNS bigint
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'convkey';
+    RUN ON convkey._business_hash(p_business_id);
+$$;
+
+COMMENT ON FUNCTION convkey.link_identity(bigint,text,text,text) IS
+    'Proxy: runs convkey.link_identity on the shard that owns p_business_id.';
