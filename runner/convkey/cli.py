@@ -284,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     except (psycopg.Error, RuntimeError, OSError) as exc:
         # not the input's fault (connection lost, server down, a concurrent run): exit 2, no traceback
         state = getattr(exc, "sqlstate", None)
-        print(f"convkey: error{f' (SQLSTATE {state})' if state else ''}: {exc}", file=sys.stderr)
+        # the primary message only: a DETAIL such as "Failing row contains (...)" may hold identifiers
+        diag = getattr(exc, "diag", None)
+        text = (diag.message_primary if diag is not None else None) or (str(exc).splitlines() or [repr(exc)])[0]
+        print(f"convkey: error{f' (SQLSTATE {state})' if state else ''}: {text}", file=sys.stderr)
         return 2
 
 
