@@ -87,7 +87,11 @@ def run(ctx) -> Section:
     from convkey import Client
 
     ctx.ensure_seeded()
-    tmp = Path(tempfile.mkdtemp(prefix="convkey-bench-py-"))
+    with tempfile.TemporaryDirectory(prefix="convkey-bench-py-") as tmp:
+        return _run(ctx, Client, Path(tmp))
+
+
+def _run(ctx, Client, tmp: Path) -> Section:
     wl = Workload("pgbench_rm", "pgbench, runner's query", pgbench_script(tmp), {"people": ctx.people})
     levels = [c for c in (1, 8) if c <= max(ctx.clients)] or [1]
     seconds = ctx.python_duration
