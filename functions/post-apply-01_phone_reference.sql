@@ -10,11 +10,135 @@
 -- into its caller only when it is not STRICT or its body is provably strict, and a CASE is not.
 -- Measured on PostgreSQL 15 over 100k rows: _phone_digits_possible costs about 3 us a call
 -- inlined, about 700 us with all four STRICT. Each still returns NULL for NULL, as STRICT would.
+-- The lengths are one constant array of bit masks rather than a CASE over ~230 calling codes:
+-- PL/pgSQL sets up a simple expression's executor state again in every transaction, and for the
+-- CASE that cost about 100 us per webhook call; an array subscript costs nothing to set up.
+
+-- convkey._phone_length_masks() -> bigint[]
+-- Element cc (1..999) is a bit mask of the possible total digit counts (calling code + national
+-- number) of an E.164 number with country calling code cc: bit n is set when n digits are possible;
+-- 0 for a code phonenumbers does not know. Mirrors convkey.phone.possible_total_lengths (the main
+-- region of the code). A constant: the planner folds it into the callers, so a length check is an
+-- array subscript and a shift, not a CASE over every calling code (which PL/pgSQL would set up again
+-- in every transaction).
+-- Locks: none. Raises: nothing.
+CREATE OR REPLACE FUNCTION convkey._phone_length_masks()
+RETURNS bigint[]
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+SELECT ARRAY[
+    2048, 0, 0, 0, 0, 0, 34816, 0, 0, 0,  -- 1..10
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 7168,  -- 11..20
+    0, 0, 0, 0, 0, 0, 8064, 0, 0, 28672,  -- 21..30
+    16256, 3072, 2048, 2048, 0, 3072, 0, 0, 32512, 2304,  -- 31..40
+    18432, 0, 65472, 6656, 1024, 24320, 1152, 7936, 262080, 0,  -- 41..50
+    3072, 4096, 5888, 12288, 15360, 14336, 13312, 4096, 0, 7168,  -- 51..60
+    24448, 1048064, 64768, 8064, 13312, 39936, 0, 0, 0, 0,  -- 61..70
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 71..80
+    1047552, 130432, 0, 7680, 0, 32256, 0, 0, 0, 53760,  -- 81..90
+    64512, 31744, 2048, 2048, 7936, 0, 0, 5056, 0, 0,  -- 91..100
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 101..110
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 111..120
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 121..130
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 131..140
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 141..150
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 151..160
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 161..170
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 171..180
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 181..190
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 191..200
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 201..210
+    4096, 4096, 6144, 0, 0, 2048, 0, 4096, 0, 5120,  -- 211..220
+    4096, 2048, 2048, 6144, 8192, 2048, 2048, 2048, 8192, 11264,  -- 221..230
+    7168, 2048, 6144, 253952, 2048, 2048, 6144, 1024, 1024, 4096,  -- 231..240
+    3072, 4096, 15360, 4096, 5120, 1024, 768, 1024, 4096, 6144,  -- 241..250
+    4096, 7680, 2048, 15360, 4096, 4096, 2048, 6144, 0, 4096,  -- 251..260
+    4096, 4096, 13312, 6144, 5120, 2048, 11264, 6144, 1024, 0,  -- 261..270
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 271..280
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 384,  -- 281..290
+    1024, 0, 0, 0, 0, 0, 1024, 512, 512, 0,  -- 291..300
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 301..310
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 311..320
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 321..330
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 331..340
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 2048,  -- 341..350
+    4096, 32640, 15360, 5120, 7680, 2048, 2048, 65280, 40448, 0,  -- 351..360
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 2048,  -- 361..370
+    2048, 11264, 2048, 2048, 32256, 6656, 6144, 10240, 0, 12288,  -- 371..380
+    65024, 6144, 63488, 0, 7168, 3840, 6144, 0, 2048, 0,  -- 381..390
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 391..400
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 401..410
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 61440,  -- 411..420
+    5632, 0, 5120, 0, 0, 0, 0, 0, 0, 0,  -- 421..430
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 431..440
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 441..450
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 451..460
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 461..470
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 471..480
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 481..490
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 256,  -- 491..500
+    17408, 18432, 19456, 18432, 2048, 10240, 27648, 4608, 2048, 0,  -- 501..510
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 511..520
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 521..530
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 531..540
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 541..550
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 551..560
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 561..570
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 571..580
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 4096,  -- 581..590
+    6144, 1024, 30720, 4096, 32256, 4096, 1536, 130944, 3072, 0,  -- 591..600
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 601..610
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 611..620
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 621..630
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 631..640
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 641..650
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 651..660
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 3072,  -- 661..670
+    0, 512, 1024, 1024, 3072, 1280, 1280, 1280, 17408, 1024,  -- 671..680
+    4608, 256, 1152, 0, 9984, 2304, 512, 1792, 6656, 1920,  -- 681..690
+    1024, 1024, 0, 0, 0, 0, 0, 0, 0, 0,  -- 691..700
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 701..710
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 711..720
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 721..730
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 731..740
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 741..750
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 751..760
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 761..770
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 771..780
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 781..790
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 2048,  -- 791..800
+    0, 0, 0, 0, 0, 0, 0, 2048, 0, 0,  -- 801..810
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 811..820
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 821..830
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 831..840
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 10240,  -- 841..850
+    0, 24320, 3072, 0, 14336, 14336, 0, 0, 0, 0,  -- 851..860
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 36864,  -- 861..870
+    0, 0, 0, 0, 0, 0, 0, 32768, 0, 15872,  -- 871..880
+    12288, 64512, 63488, 0, 0, 31744, 0, 16384, 0, 0,  -- 881..890
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 891..900
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 901..910
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 911..920
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 921..930
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 931..940
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 941..950
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 9216,  -- 951..960
+    3072, 6144, 6144, 14336, 3072, 12288, 7168, 7168, 0, 14336,  -- 961..970
+    65280, 64512, 2048, 23552, 3072, 14336, 26624, 0, 4096, 0,  -- 971..980
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  -- 981..990
+    0, 4096, 2048, 4096, 4096, 12288, 0, 4096, 0  -- 991..999
+]::bigint[]
+$$;
+
+COMMENT ON FUNCTION convkey._phone_length_masks() IS
+    'Bit masks of possible E.164 total lengths, indexed by country calling code 1..999. Generated from phonenumbers metadata.';
 
 -- convkey._phone_possible_lengths(p_country_code integer) -> smallint[]
 -- The possible total digit counts (calling code + national number) of an E.164 number with this
--- country calling code; NULL for a code phonenumbers does not know. Mirrors
--- convkey.phone.possible_total_lengths (the main region of the code).
+-- country calling code, read from convkey._phone_length_masks(); NULL for a code phonenumbers does
+-- not know (or knows no length for).
 -- Locks: none. Raises: nothing.
 CREATE OR REPLACE FUNCTION convkey._phone_possible_lengths(p_country_code integer)
 RETURNS smallint[]
@@ -22,222 +146,14 @@ LANGUAGE sql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
-SELECT CASE p_country_code
-    WHEN 1 THEN '{11}'::smallint[]
-    WHEN 7 THEN '{11,15}'::smallint[]
-    WHEN 20 THEN '{10,11,12}'::smallint[]
-    WHEN 27 THEN '{7,8,9,10,11,12}'::smallint[]
-    WHEN 30 THEN '{12,13,14}'::smallint[]
-    WHEN 31 THEN '{7,8,9,10,11,12,13}'::smallint[]
-    WHEN 32 THEN '{10,11}'::smallint[]
-    WHEN 33 THEN '{11}'::smallint[]
-    WHEN 34 THEN '{11}'::smallint[]
-    WHEN 36 THEN '{10,11}'::smallint[]
-    WHEN 39 THEN '{8,9,10,11,12,13,14}'::smallint[]
-    WHEN 40 THEN '{8,11}'::smallint[]
-    WHEN 41 THEN '{11,14}'::smallint[]
-    WHEN 43 THEN '{6,7,8,9,10,11,12,13,14,15}'::smallint[]
-    WHEN 44 THEN '{9,11,12}'::smallint[]
-    WHEN 45 THEN '{10}'::smallint[]
-    WHEN 46 THEN '{8,9,10,11,12,14}'::smallint[]
-    WHEN 47 THEN '{7,10}'::smallint[]
-    WHEN 48 THEN '{8,9,10,11,12}'::smallint[]
-    WHEN 49 THEN '{6,7,8,9,10,11,12,13,14,15,16,17}'::smallint[]
-    WHEN 51 THEN '{10,11}'::smallint[]
-    WHEN 52 THEN '{12}'::smallint[]
-    WHEN 53 THEN '{8,9,10,12}'::smallint[]
-    WHEN 54 THEN '{12,13}'::smallint[]
-    WHEN 55 THEN '{10,11,12,13}'::smallint[]
-    WHEN 56 THEN '{11,12,13}'::smallint[]
-    WHEN 57 THEN '{10,12,13}'::smallint[]
-    WHEN 58 THEN '{12}'::smallint[]
-    WHEN 60 THEN '{10,11,12}'::smallint[]
-    WHEN 61 THEN '{7,8,9,10,11,12,14}'::smallint[]
-    WHEN 62 THEN '{9,10,11,12,13,14,15,16,17,18,19}'::smallint[]
-    WHEN 63 THEN '{8,10,11,12,13,14,15}'::smallint[]
-    WHEN 64 THEN '{7,8,9,10,11,12}'::smallint[]
-    WHEN 65 THEN '{10,12,13}'::smallint[]
-    WHEN 66 THEN '{10,11,12,15}'::smallint[]
-    WHEN 81 THEN '{10,11,12,13,14,15,16,17,18,19}'::smallint[]
-    WHEN 82 THEN '{7,8,10,11,12,13,14,15,16}'::smallint[]
-    WHEN 84 THEN '{9,10,11,12}'::smallint[]
-    WHEN 86 THEN '{9,10,11,12,13,14}'::smallint[]
-    WHEN 90 THEN '{9,12,14,15}'::smallint[]
-    WHEN 91 THEN '{10,11,12,13,14,15}'::smallint[]
-    WHEN 92 THEN '{10,11,12,13,14}'::smallint[]
-    WHEN 93 THEN '{11}'::smallint[]
-    WHEN 94 THEN '{11}'::smallint[]
-    WHEN 95 THEN '{8,9,10,11,12}'::smallint[]
-    WHEN 98 THEN '{6,7,8,9,12}'::smallint[]
-    WHEN 211 THEN '{12}'::smallint[]
-    WHEN 212 THEN '{12}'::smallint[]
-    WHEN 213 THEN '{11,12}'::smallint[]
-    WHEN 216 THEN '{11}'::smallint[]
-    WHEN 218 THEN '{12}'::smallint[]
-    WHEN 220 THEN '{10,12}'::smallint[]
-    WHEN 221 THEN '{12}'::smallint[]
-    WHEN 222 THEN '{11}'::smallint[]
-    WHEN 223 THEN '{11}'::smallint[]
-    WHEN 224 THEN '{11,12}'::smallint[]
-    WHEN 225 THEN '{13}'::smallint[]
-    WHEN 226 THEN '{11}'::smallint[]
-    WHEN 227 THEN '{11}'::smallint[]
-    WHEN 228 THEN '{11}'::smallint[]
-    WHEN 229 THEN '{13}'::smallint[]
-    WHEN 230 THEN '{10,11,13}'::smallint[]
-    WHEN 231 THEN '{10,11,12}'::smallint[]
-    WHEN 232 THEN '{11}'::smallint[]
-    WHEN 233 THEN '{11,12}'::smallint[]
-    WHEN 234 THEN '{13,14,15,16,17}'::smallint[]
-    WHEN 235 THEN '{11}'::smallint[]
-    WHEN 236 THEN '{11}'::smallint[]
-    WHEN 237 THEN '{11,12}'::smallint[]
-    WHEN 238 THEN '{10}'::smallint[]
-    WHEN 239 THEN '{10}'::smallint[]
-    WHEN 240 THEN '{12}'::smallint[]
-    WHEN 241 THEN '{10,11}'::smallint[]
-    WHEN 242 THEN '{12}'::smallint[]
-    WHEN 243 THEN '{10,11,12,13}'::smallint[]
-    WHEN 244 THEN '{12}'::smallint[]
-    WHEN 245 THEN '{10,12}'::smallint[]
-    WHEN 246 THEN '{10}'::smallint[]
-    WHEN 247 THEN '{8,9}'::smallint[]
-    WHEN 248 THEN '{10}'::smallint[]
-    WHEN 249 THEN '{12}'::smallint[]
-    WHEN 250 THEN '{11,12}'::smallint[]
-    WHEN 251 THEN '{12}'::smallint[]
-    WHEN 252 THEN '{9,10,11,12}'::smallint[]
-    WHEN 253 THEN '{11}'::smallint[]
-    WHEN 254 THEN '{10,11,12,13}'::smallint[]
-    WHEN 255 THEN '{12}'::smallint[]
-    WHEN 256 THEN '{12}'::smallint[]
-    WHEN 257 THEN '{11}'::smallint[]
-    WHEN 258 THEN '{11,12}'::smallint[]
-    WHEN 260 THEN '{12}'::smallint[]
-    WHEN 261 THEN '{12}'::smallint[]
-    WHEN 262 THEN '{12}'::smallint[]
-    WHEN 263 THEN '{10,12,13}'::smallint[]
-    WHEN 264 THEN '{11,12}'::smallint[]
-    WHEN 265 THEN '{10,12}'::smallint[]
-    WHEN 266 THEN '{11}'::smallint[]
-    WHEN 267 THEN '{10,11,13}'::smallint[]
-    WHEN 268 THEN '{11,12}'::smallint[]
-    WHEN 269 THEN '{10}'::smallint[]
-    WHEN 290 THEN '{7,8}'::smallint[]
-    WHEN 291 THEN '{10}'::smallint[]
-    WHEN 297 THEN '{10}'::smallint[]
-    WHEN 298 THEN '{9}'::smallint[]
-    WHEN 299 THEN '{9}'::smallint[]
-    WHEN 350 THEN '{11}'::smallint[]
-    WHEN 351 THEN '{12}'::smallint[]
-    WHEN 352 THEN '{7,8,9,10,11,12,13,14}'::smallint[]
-    WHEN 353 THEN '{10,11,12,13}'::smallint[]
-    WHEN 354 THEN '{10,12}'::smallint[]
-    WHEN 355 THEN '{9,10,11,12}'::smallint[]
-    WHEN 356 THEN '{11}'::smallint[]
-    WHEN 357 THEN '{11}'::smallint[]
-    WHEN 358 THEN '{8,9,10,11,12,13,14,15}'::smallint[]
-    WHEN 359 THEN '{9,10,11,12,15}'::smallint[]
-    WHEN 370 THEN '{11}'::smallint[]
-    WHEN 371 THEN '{11}'::smallint[]
-    WHEN 372 THEN '{10,11,13}'::smallint[]
-    WHEN 373 THEN '{11}'::smallint[]
-    WHEN 374 THEN '{11}'::smallint[]
-    WHEN 375 THEN '{9,10,11,12,13,14}'::smallint[]
-    WHEN 376 THEN '{9,11,12}'::smallint[]
-    WHEN 377 THEN '{11,12}'::smallint[]
-    WHEN 378 THEN '{11,13}'::smallint[]
-    WHEN 380 THEN '{12,13}'::smallint[]
-    WHEN 381 THEN '{9,10,11,12,13,14,15}'::smallint[]
-    WHEN 382 THEN '{11,12}'::smallint[]
-    WHEN 383 THEN '{11,12,13,14,15}'::smallint[]
-    WHEN 385 THEN '{10,11,12}'::smallint[]
-    WHEN 386 THEN '{8,9,10,11}'::smallint[]
-    WHEN 387 THEN '{11,12}'::smallint[]
-    WHEN 389 THEN '{11}'::smallint[]
-    WHEN 420 THEN '{12,13,14,15}'::smallint[]
-    WHEN 421 THEN '{9,10,12}'::smallint[]
-    WHEN 423 THEN '{10,12}'::smallint[]
-    WHEN 500 THEN '{8}'::smallint[]
-    WHEN 501 THEN '{10,14}'::smallint[]
-    WHEN 502 THEN '{11,14}'::smallint[]
-    WHEN 503 THEN '{10,11,14}'::smallint[]
-    WHEN 504 THEN '{11,14}'::smallint[]
-    WHEN 505 THEN '{11}'::smallint[]
-    WHEN 506 THEN '{11,13}'::smallint[]
-    WHEN 507 THEN '{10,11,13,14}'::smallint[]
-    WHEN 508 THEN '{9,12}'::smallint[]
-    WHEN 509 THEN '{11}'::smallint[]
-    WHEN 590 THEN '{12}'::smallint[]
-    WHEN 591 THEN '{11,12}'::smallint[]
-    WHEN 592 THEN '{10}'::smallint[]
-    WHEN 593 THEN '{11,12,13,14}'::smallint[]
-    WHEN 594 THEN '{12}'::smallint[]
-    WHEN 595 THEN '{9,10,11,12,13,14}'::smallint[]
-    WHEN 596 THEN '{12}'::smallint[]
-    WHEN 597 THEN '{9,10}'::smallint[]
-    WHEN 598 THEN '{7,8,9,10,11,12,13,14,15,16}'::smallint[]
-    WHEN 599 THEN '{10,11}'::smallint[]
-    WHEN 670 THEN '{10,11}'::smallint[]
-    WHEN 672 THEN '{9}'::smallint[]
-    WHEN 673 THEN '{10}'::smallint[]
-    WHEN 674 THEN '{10}'::smallint[]
-    WHEN 675 THEN '{10,11}'::smallint[]
-    WHEN 676 THEN '{8,10}'::smallint[]
-    WHEN 677 THEN '{8,10}'::smallint[]
-    WHEN 678 THEN '{8,10}'::smallint[]
-    WHEN 679 THEN '{10,14}'::smallint[]
-    WHEN 680 THEN '{10}'::smallint[]
-    WHEN 681 THEN '{9,12}'::smallint[]
-    WHEN 682 THEN '{8}'::smallint[]
-    WHEN 683 THEN '{7,10}'::smallint[]
-    WHEN 685 THEN '{8,9,10,13}'::smallint[]
-    WHEN 686 THEN '{8,11}'::smallint[]
-    WHEN 687 THEN '{9}'::smallint[]
-    WHEN 688 THEN '{8,9,10}'::smallint[]
-    WHEN 689 THEN '{9,11,12}'::smallint[]
-    WHEN 690 THEN '{7,8,9,10}'::smallint[]
-    WHEN 691 THEN '{10}'::smallint[]
-    WHEN 692 THEN '{10}'::smallint[]
-    WHEN 800 THEN '{11}'::smallint[]
-    WHEN 808 THEN '{11}'::smallint[]
-    WHEN 850 THEN '{11,13}'::smallint[]
-    WHEN 852 THEN '{8,9,10,11,12,14}'::smallint[]
-    WHEN 853 THEN '{10,11}'::smallint[]
-    WHEN 855 THEN '{11,12,13}'::smallint[]
-    WHEN 856 THEN '{11,12,13}'::smallint[]
-    WHEN 870 THEN '{12,15}'::smallint[]
-    WHEN 878 THEN '{15}'::smallint[]
-    WHEN 880 THEN '{9,10,11,12,13}'::smallint[]
-    WHEN 881 THEN '{12,13}'::smallint[]
-    WHEN 882 THEN '{10,11,12,13,14,15}'::smallint[]
-    WHEN 883 THEN '{11,12,13,14,15}'::smallint[]
-    WHEN 886 THEN '{10,11,12,13,14}'::smallint[]
-    WHEN 888 THEN '{14}'::smallint[]
-    WHEN 960 THEN '{10,13}'::smallint[]
-    WHEN 961 THEN '{10,11}'::smallint[]
-    WHEN 962 THEN '{11,12}'::smallint[]
-    WHEN 963 THEN '{11,12}'::smallint[]
-    WHEN 964 THEN '{11,12,13}'::smallint[]
-    WHEN 965 THEN '{10,11}'::smallint[]
-    WHEN 966 THEN '{12,13}'::smallint[]
-    WHEN 967 THEN '{10,11,12}'::smallint[]
-    WHEN 968 THEN '{10,11,12}'::smallint[]
-    WHEN 970 THEN '{11,12,13}'::smallint[]
-    WHEN 971 THEN '{8,9,10,11,12,13,14,15}'::smallint[]
-    WHEN 972 THEN '{10,11,12,13,14,15}'::smallint[]
-    WHEN 973 THEN '{11}'::smallint[]
-    WHEN 974 THEN '{10,11,12,14}'::smallint[]
-    WHEN 975 THEN '{10,11}'::smallint[]
-    WHEN 976 THEN '{11,12,13}'::smallint[]
-    WHEN 977 THEN '{11,13,14}'::smallint[]
-    WHEN 979 THEN '{12}'::smallint[]
-    WHEN 992 THEN '{12}'::smallint[]
-    WHEN 993 THEN '{11}'::smallint[]
-    WHEN 994 THEN '{12}'::smallint[]
-    WHEN 995 THEN '{12}'::smallint[]
-    WHEN 996 THEN '{12,13}'::smallint[]
-    WHEN 998 THEN '{12}'::smallint[]
+SELECT CASE
+    WHEN (convkey._phone_length_masks())[p_country_code] <> 0
+        THEN ARRAY(
+            SELECT n::smallint
+              FROM generate_series(1, 62) AS n
+             WHERE ((convkey._phone_length_masks())[p_country_code] >> n) & 1 = 1
+             ORDER BY n
+        )
 END
 $$;
 
@@ -318,7 +234,9 @@ COMMENT ON FUNCTION convkey._canonical_phone_digits(text) IS
 -- convkey._phone_digits_possible(p_digits text) -> boolean
 -- True when a digit string (no '+', already canonical) starts with a known calling code and has
 -- a total length that code allows; false otherwise; NULL for NULL. The check convkey.phone's
--- normalize_phone makes on its result.
+-- normalize_phone makes on its result. Calling codes are prefix-free, so the first of the 1-, 2-
+-- and 3-digit prefixes with a mask is the code (a code with no possible length has mask 0, and
+-- then no longer prefix has one either).
 -- Locks: none. Raises: nothing.
 CREATE OR REPLACE FUNCTION convkey._phone_digits_possible(p_digits text)
 RETURNS boolean
@@ -327,11 +245,17 @@ IMMUTABLE
 PARALLEL SAFE
 AS $$
 SELECT CASE
-    WHEN p_digits ~ '^[0-9]+$'
+    WHEN p_digits ~ '^[1-9][0-9]{0,61}$'
         THEN coalesce(
-            length(p_digits) = ANY (
-                convkey._phone_possible_lengths(convkey._phone_country_code(p_digits))
-            ),
+            ((convkey._phone_length_masks())[
+                CASE
+                    WHEN (convkey._phone_length_masks())[left(p_digits, 1)::integer] <> 0
+                        THEN left(p_digits, 1)::integer
+                    WHEN (convkey._phone_length_masks())[left(p_digits, 2)::integer] <> 0
+                        THEN left(p_digits, 2)::integer
+                    ELSE left(p_digits, 3)::integer
+                END
+            ] >> length(p_digits)) & 1 = 1,
             false
         )
     WHEN p_digits IS NOT NULL

@@ -15,9 +15,11 @@ from pathlib import Path
 import phonenumbers
 
 from convkey import gen_reference_sql
+from convkey.phone import possible_total_lengths
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS = (
+    "convkey._phone_length_masks()",
     "convkey._phone_possible_lengths(integer)",
     "convkey._phone_country_code(text)",
     "convkey._canonical_phone_digits(text)",
@@ -60,7 +62,7 @@ def test_output_is_deterministic_and_names_its_sources():
     assert f"phonenumbers {phonenumbers.__version__}" in text
 
 
-def test_output_holds_exactly_the_four_functions_as_post_apply_sql():
+def test_output_holds_exactly_its_functions_as_post_apply_sql():
     text = gen_reference_sql.render()
     created = re.findall(r"^CREATE (?:OR REPLACE )?FUNCTION (\S+)\(", text, flags=re.M)
     assert created == [f.split("(")[0] for f in FUNCTIONS]
@@ -70,6 +72,16 @@ def test_output_holds_exactly_the_four_functions_as_post_apply_sql():
     assert not re.search(r"\bRAISE\b", text, flags=re.I)
     # Only $$-quoted bodies, one pair per function.
     assert re.findall(r"\$\w*\$", text) == ["$$"] * (2 * len(FUNCTIONS))
-    codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
-    whens = [int(n) for n in re.findall(r"^    WHEN (\d+) THEN", text, flags=re.M)]
-    assert whens == codes
+
+
+def test_length_masks_hold_every_calling_code_and_nothing_else():
+    """Element cc of the generated array has bit n set exactly when n total digits are possible."""
+    text = gen_reference_sql.render()
+    body = text.split("SELECT ARRAY[", 1)[1].split("]::bigint[]", 1)[0]
+    masks = [int(n) for n in re.findall(r"\d+", re.sub(r"--[^\n]*", "", body))]
+    assert len(masks) == 999
+    for cc, mask in enumerate(masks, start=1):
+        lengths = {n for n in range(63) if mask >> n & 1}
+        assert lengths == set(possible_total_lengths(cc)), cc
+    known = {cc for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE if possible_total_lengths(cc)}
+    assert {cc for cc, mask in enumerate(masks, start=1) if mask} == known
