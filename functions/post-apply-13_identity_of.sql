@@ -7,14 +7,14 @@ CREATE OR REPLACE FUNCTION convkey._identity_of(p_raw text, p_param text, OUT o_
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $$
 DECLARE
-    v_kind text;
+    v_parts record;
 BEGIN
-    SELECT p.kind, coalesce(p.phone_e164, p.lid, p.jid_user) INTO v_kind, o_value
-      FROM convkey._parse_wa_id(p_raw, p_param) AS p;
-    o_kind := CASE v_kind WHEN 'pn' THEN 'phone' WHEN 'lid' THEN 'lid' WHEN 'bsuid' THEN 'bsuid' END;
+    v_parts := convkey._parse_wa_id(p_raw, p_param);
+    o_value := coalesce(v_parts.phone_e164, v_parts.lid, v_parts.jid_user);
+    o_kind := CASE v_parts.kind WHEN 'pn' THEN 'phone' WHEN 'lid' THEN 'lid' WHEN 'bsuid' THEN 'bsuid' END;
     IF o_kind IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('%s is a %s identifier, not a person: %s', p_param, v_kind, convkey._mask(p_raw)),
+            MESSAGE = format('%s is a %s identifier, not a person: %s', p_param, v_parts.kind, convkey._mask(p_raw)),
             HINT = 'Links join a LID JID, a phone JID, an E.164 phone or a BSUID of one person.';
     END IF;
 END;

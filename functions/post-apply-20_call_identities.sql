@@ -17,6 +17,7 @@ CREATE OR REPLACE FUNCTION convkey._call_identities(
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $$
 DECLARE
+    v_parts record;
     v_kind  text;
     v_phone text;
     v_lid   text;
@@ -29,9 +30,11 @@ BEGIN
             HINT = 'Pass NULL when the conversation has no CRM lead.';
     END IF;
     IF p_customer_wa_id IS NOT NULL THEN
-        SELECT p.kind, p.phone_e164, p.lid, CASE WHEN p.kind = 'bsuid' THEN p.jid_user END
-          INTO v_kind, v_phone, v_lid, v_bsuid
-          FROM convkey._parse_wa_id(p_customer_wa_id, 'p_customer_wa_id') AS p;
+        v_parts := convkey._parse_wa_id(p_customer_wa_id, 'p_customer_wa_id');
+        v_kind := v_parts.kind;
+        v_phone := v_parts.phone_e164;
+        v_lid := v_parts.lid;
+        v_bsuid := CASE WHEN v_kind = 'bsuid' THEN v_parts.jid_user END;
         IF v_kind NOT IN ('pn', 'lid', 'bsuid') THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('p_customer_wa_id is a %s identifier, not a 1:1 customer chat: %s',

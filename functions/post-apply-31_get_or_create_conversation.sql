@@ -22,20 +22,24 @@ AS $$
 DECLARE
     v_ids record;
     v_res record;
+    v_wa  text;
 BEGIN
     PERFORM convkey._check_provider(p_provider);
     v_ids := convkey._call_identities(p_business_id, p_customer_wa_id, p_lead_id, p_phone_e164);
     LOOP
         v_res := convkey._resolve_conversation(p_business_id, v_ids.o_kinds, v_ids.o_values,
                                                p_customer_wa_id, p_provider, now(), 'get_or_create');
-        UPDATE convkey.whatsapp_conversation c
-           SET customer_wa_id = p_customer_wa_id, updated_at = now()
-         WHERE c.business_id = p_business_id AND c.id = v_res.o_conversation_id AND c.merged_into_id IS NULL
-           AND p_customer_wa_id IS NOT NULL AND c.customer_wa_id IS DISTINCT FROM p_customer_wa_id;
-        SELECT c.id, c.canonical_key, v_res.o_created INTO conversation_id, canonical_key, created
+        SELECT c.id, c.canonical_key, v_res.o_created, c.customer_wa_id
+          INTO conversation_id, canonical_key, created, v_wa
           FROM convkey.whatsapp_conversation c
          WHERE c.business_id = p_business_id AND c.id = v_res.o_conversation_id AND c.merged_into_id IS NULL;
-        -- A concurrent merge tombstoned it between our read and now: resolve again.
+        IF FOUND AND p_customer_wa_id IS NOT NULL AND v_wa IS DISTINCT FROM p_customer_wa_id THEN
+            -- Remember the identifier form last seen (written only when it changed).
+            UPDATE convkey.whatsapp_conversation c
+               SET customer_wa_id = p_customer_wa_id, updated_at = now()
+             WHERE c.business_id = p_business_id AND c.id = v_res.o_conversation_id AND c.merged_into_id IS NULL;
+        END IF;
+        -- Not found: a concurrent merge tombstoned it between our read and now; resolve again.
         EXIT WHEN FOUND;
     END LOOP;
     RETURN NEXT;

@@ -264,6 +264,7 @@ CREATE FUNCTION convkey._call_identities(p_business_id bigint, p_customer_wa_id 
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 DECLARE
+    v_parts record;
     v_kind  text;
     v_phone text;
     v_lid   text;
@@ -276,9 +277,11 @@ BEGIN
             HINT = 'Pass NULL when the conversation has no CRM lead.';
     END IF;
     IF p_customer_wa_id IS NOT NULL THEN
-        SELECT p.kind, p.phone_e164, p.lid, CASE WHEN p.kind = 'bsuid' THEN p.jid_user END
-          INTO v_kind, v_phone, v_lid, v_bsuid
-          FROM convkey._parse_wa_id(p_customer_wa_id, 'p_customer_wa_id') AS p;
+        v_parts := convkey._parse_wa_id(p_customer_wa_id, 'p_customer_wa_id');
+        v_kind := v_parts.kind;
+        v_phone := v_parts.phone_e164;
+        v_lid := v_parts.lid;
+        v_bsuid := CASE WHEN v_kind = 'bsuid' THEN v_parts.jid_user END;
         IF v_kind NOT IN ('pn', 'lid', 'bsuid') THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('p_customer_wa_id is a %s identifier, not a 1:1 customer chat: %s',
@@ -435,14 +438,14 @@ CREATE FUNCTION convkey._identity_of(p_raw text, p_param text, OUT o_kind text, 
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 DECLARE
-    v_kind text;
+    v_parts record;
 BEGIN
-    SELECT p.kind, coalesce(p.phone_e164, p.lid, p.jid_user) INTO v_kind, o_value
-      FROM convkey._parse_wa_id(p_raw, p_param) AS p;
-    o_kind := CASE v_kind WHEN 'pn' THEN 'phone' WHEN 'lid' THEN 'lid' WHEN 'bsuid' THEN 'bsuid' END;
+    v_parts := convkey._parse_wa_id(p_raw, p_param);
+    o_value := coalesce(v_parts.phone_e164, v_parts.lid, v_parts.jid_user);
+    o_kind := CASE v_parts.kind WHEN 'pn' THEN 'phone' WHEN 'lid' THEN 'lid' WHEN 'bsuid' THEN 'bsuid' END;
     IF o_kind IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('%s is a %s identifier, not a person: %s', p_param, v_kind, convkey._mask(p_raw)),
+            MESSAGE = format('%s is a %s identifier, not a person: %s', p_param, v_parts.kind, convkey._mask(p_raw)),
             HINT = 'Links join a LID JID, a phone JID, an E.164 phone or a BSUID of one person.';
     END IF;
 END;
@@ -722,7 +725,7 @@ $_$;
 
 COMMENT ON FUNCTION convkey._normalize_phone(p_phone text, p_param text) IS 'Internal: check and canonicalize an international phone number (E.164 or digits); 22023 otherwise.';
 
-CREATE FUNCTION convkey._parse_wa_id(p_raw text, p_param text) RETURNS TABLE(kind text, jid_user text, device integer, phone_e164 text, lid text)
+CREATE FUNCTION convkey._parse_wa_id(p_raw text, p_param text, OUT kind text, OUT jid_user text, OUT device integer, OUT phone_e164 text, OUT lid text) RETURNS record
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $_$
 DECLARE
@@ -747,7 +750,8 @@ BEGIN
 
     IF v_at = 0 THEN
         IF v_raw ~ '^[a-z]{2}\.' THEN
-            RETURN QUERY SELECT 'bsuid'::text, convkey._bsuid_value(v_raw, p_param), NULL::int, NULL::text, NULL::text;
+            kind := 'bsuid';
+            jid_user := convkey._bsuid_value(v_raw, p_param);
             RETURN;
         END IF;
         IF v_raw = '' THEN
@@ -755,8 +759,9 @@ BEGIN
                 MESSAGE = format('%s is empty', p_param),
                 HINT = 'Pass a WhatsApp JID, an E.164 phone or a BSUID.';
         END IF;
+        kind := 'pn';
+        jid_user := ltrim(v_raw, '+');
         phone_e164 := convkey._normalize_phone(v_raw, p_param);
-        RETURN QUERY SELECT 'pn'::text, ltrim(v_raw, '+'), NULL::int, phone_e164, NULL::text;
         RETURN;
     END IF;
 
@@ -770,11 +775,14 @@ BEGIN
                 DETAIL = 'Expected digits[.agent|_agent][:device]@server with a small numeric device.',
                 HINT = 'Pass the JID exactly as WhatsApp sent it, e.g. 972501234567:12@s.whatsapp.net.';
         END IF;
+        jid_user := v_m[1];
+        device := v_m[3]::int;
         IF v_server IN ('lid', 'hosted.lid') THEN
-            RETURN QUERY SELECT 'lid'::text, v_m[1], v_m[3]::int, NULL::text, v_m[1];
+            kind := 'lid';
+            lid := v_m[1];
         ELSE
+            kind := 'pn';
             phone_e164 := convkey._normalize_phone(v_m[1], p_param);
-            RETURN QUERY SELECT 'pn'::text, v_m[1], v_m[3]::int, phone_e164, NULL::text;
         END IF;
         RETURN;
     END IF;
@@ -796,11 +804,11 @@ BEGIN
             DETAIL = 'Known servers: s.whatsapp.net, c.us, hosted, lid, hosted.lid, g.us, broadcast, newsletter, bot.',
             HINT = 'Pass the JID exactly as WhatsApp sent it.';
     END IF;
-    RETURN QUERY SELECT kind, v_user, NULL::int, NULL::text, NULL::text;
+    jid_user := v_user;
 END;
 $_$;
 
-COMMENT ON FUNCTION convkey._parse_wa_id(p_raw text, p_param text) IS 'Internal: convkey.parse_wa_id with the caller''s parameter name in its error messages.';
+COMMENT ON FUNCTION convkey._parse_wa_id(p_raw text, p_param text, OUT kind text, OUT jid_user text, OUT device integer, OUT phone_e164 text, OUT lid text) IS 'Internal: convkey.parse_wa_id with the caller''s parameter name in its error messages.';
 
 CREATE FUNCTION convkey._phone_country_code(p_digits text) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -1482,20 +1490,24 @@ CREATE FUNCTION convkey.get_or_create_conversation(p_business_id bigint, p_custo
 DECLARE
     v_ids record;
     v_res record;
+    v_wa  text;
 BEGIN
     PERFORM convkey._check_provider(p_provider);
     v_ids := convkey._call_identities(p_business_id, p_customer_wa_id, p_lead_id, p_phone_e164);
     LOOP
         v_res := convkey._resolve_conversation(p_business_id, v_ids.o_kinds, v_ids.o_values,
                                                p_customer_wa_id, p_provider, now(), 'get_or_create');
-        UPDATE convkey.whatsapp_conversation c
-           SET customer_wa_id = p_customer_wa_id, updated_at = now()
-         WHERE c.business_id = p_business_id AND c.id = v_res.o_conversation_id AND c.merged_into_id IS NULL
-           AND p_customer_wa_id IS NOT NULL AND c.customer_wa_id IS DISTINCT FROM p_customer_wa_id;
-        SELECT c.id, c.canonical_key, v_res.o_created INTO conversation_id, canonical_key, created
+        SELECT c.id, c.canonical_key, v_res.o_created, c.customer_wa_id
+          INTO conversation_id, canonical_key, created, v_wa
           FROM convkey.whatsapp_conversation c
          WHERE c.business_id = p_business_id AND c.id = v_res.o_conversation_id AND c.merged_into_id IS NULL;
-        -- A concurrent merge tombstoned it between our read and now: resolve again.
+        IF FOUND AND p_customer_wa_id IS NOT NULL AND v_wa IS DISTINCT FROM p_customer_wa_id THEN
+            -- Remember the identifier form last seen (written only when it changed).
+            UPDATE convkey.whatsapp_conversation c
+               SET customer_wa_id = p_customer_wa_id, updated_at = now()
+             WHERE c.business_id = p_business_id AND c.id = v_res.o_conversation_id AND c.merged_into_id IS NULL;
+        END IF;
+        -- Not found: a concurrent merge tombstoned it between our read and now; resolve again.
         EXIT WHEN FOUND;
     END LOOP;
     RETURN NEXT;

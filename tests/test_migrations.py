@@ -48,6 +48,30 @@ def test_second_migrate_applies_nothing_and_changes_nothing(fresh_db):
     assert applied_ids(dsn) == migration_ids()
 
 
+
+def test_migrate_replaces_a_function_whose_result_type_changed(fresh_db):
+    """_parse_wa_id returned TABLE (a set) before 0.2; CREATE OR REPLACE cannot change that, so its
+    post-apply file drops the old definition first. A database migrated by the old release upgrades."""
+    dsn = fresh_db()
+    migrate(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION convkey._parse_wa_id(text, text)")
+        conn.execute("""
+            CREATE FUNCTION convkey._parse_wa_id(p_raw text, p_param text)
+            RETURNS TABLE(kind text, jid_user text, device integer, phone_e164 text, lid text)
+            LANGUAGE sql AS $$ SELECT 'pn', '1', NULL::int, '+1', NULL::text $$""")
+    before = snapshot.schema_dump(dsn)
+
+    migrate(dsn)
+
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT proretset FROM pg_proc WHERE oid = 'convkey._parse_wa_id(text, text)'::regprocedure"
+                            ).fetchone()[0] is False
+        assert conn.execute("SELECT kind, phone_e164 FROM convkey.parse_wa_id('972501234567:3@s.whatsapp.net')"
+                            ).fetchone() == ("pn", "+972501234567")
+    assert snapshot.schema_dump(dsn) != before
+
+
 def leftovers(dsn: str) -> dict[str, list[str]]:
     """What a database holds outside the system schemas."""
     system = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'"
