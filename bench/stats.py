@@ -45,6 +45,11 @@ class Check:
     what: str
     value: Summary
     target: float
+    # The same ratio for a reference that does only the work the target's subject cannot skip
+    # (e.g. the row writes alone, or the input validation alone), measured in the same run: a
+    # ceiling no implementation of the required work can pass, shown next to the target.
+    ceiling: Summary | None = None
+    ceiling_what: str = ""
 
     @property
     def met(self) -> bool:
@@ -52,7 +57,8 @@ class Check:
 
     def line(self) -> str:
         verdict = "met" if self.met else "MISSED"
-        return f"{self.what}: {self.value.ratio()} vs target >= {self.target:.2f}x: {verdict}"
+        ceiling = f" (ceiling, {self.ceiling_what}: {self.ceiling.ratio()})" if self.ceiling else ""
+        return f"{self.what}: {self.value.ratio()} vs target >= {self.target:.2f}x{ceiling}: {verdict}"
 
 
 @dataclass

@@ -24,15 +24,21 @@ ALTER TABLE bench_legacy.whatsapp_message
 -- A minimal select-first get-or-create on one table: SELECT by key, INSERT ... ON CONFLICT DO
 -- NOTHING RETURNING, SELECT again (READ COMMITTED loop). The key comes from the JID's user part
 -- with no validation at all: the least work a get-or-create by phone JID can do.
+-- With p_validate (a reference, "minimal + convkey's validation"): the identifier goes through
+-- convkey._call_identities first (the WhatsApp grammar, the phone check, 22023 on bad input:
+-- what convkey does before any lookup) and the key is built from its result.
 CREATE SCHEMA bench_min;
 CREATE TABLE bench_min.whatsapp_conversation (LIKE convkey.whatsapp_conversation INCLUDING ALL);
 
-CREATE FUNCTION bench_min.get_or_create_conversation(p_business_id bigint, p_customer_wa_id text)
+CREATE FUNCTION bench_min.get_or_create_conversation(p_business_id bigint, p_customer_wa_id text,
+                                                     p_validate boolean DEFAULT false)
 RETURNS TABLE(conversation_id bigint, canonical_key text, created boolean)
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_key text := 'phone:' || p_business_id || ':+' || split_part(p_customer_wa_id, '@', 1);
+    v_key text := 'phone:' || p_business_id || ':' || CASE
+        WHEN p_validate THEN (convkey._call_identities(p_business_id, p_customer_wa_id, NULL, NULL)).o_phone
+        ELSE '+' || split_part(p_customer_wa_id, '@', 1) END;
     v_id  bigint;
 BEGIN
     LOOP
@@ -85,3 +91,4 @@ BEGIN
         RETURNING m.id, m.conversation_id, true;
 END;
 $$;
+
