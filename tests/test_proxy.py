@@ -56,6 +56,9 @@ SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnames
 """
 
 
+PROXY_MIGRATIONS = sorted(p.stem for p in shards.proxy_dirs()[0].glob("*.sql") if not p.name.endswith(".rollback.sql"))
+
+
 @pytest.fixture
 def proxy(proxy_cluster):
     """(proxy DSN, [shard A admin DSN, shard B admin DSN]) of a fresh proxy over fresh shards."""
@@ -266,7 +269,7 @@ def test_demo_through_the_proxy_prints_the_same_figures_as_one_database(proxy, d
     through, single = outputs
     assert _figure(through, "convkey") == _figure(through, "people") == 40
     assert _stable(through) == _stable(single)
-    assert "schema 0002_create_proxy_row_types" in through.splitlines()[0]
+    assert f"schema {PROXY_MIGRATIONS[-1]}" in through.splitlines()[0]
 
 
 def test_table_checksums_see_the_shards_through_the_proxy(proxy):
@@ -288,16 +291,16 @@ def test_table_checksums_see_the_shards_through_the_proxy(proxy):
 def test_migrate_recognises_a_proxy_and_rolls_it_back(proxy):
     proxy_dsn, _ = proxy
     report = migrate(proxy_dsn)
-    assert report.applied == [] and report.schema_version == "0002_create_proxy_row_types"
+    assert report.applied == [] and report.schema_version == PROXY_MIGRATIONS[-1]
     assert "convkey.record_message(bigint,text,text,text,text,text,bigint,text,timestamp with time zone,text)" \
         in report.functions
     with psycopg.connect(proxy_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                             "WHERE n.nspname = 'convkey' AND c.relkind = 'r'").fetchone()[0] == 0
     listed = migrate(proxy_dsn, list_only=True).status
-    assert listed == [("0001_create_proxy_schema", True), ("0002_create_proxy_row_types", True)]
-    assert migrate(proxy_dsn, rollback_all=True).rolled_back == ["0002_create_proxy_row_types",
-                                                                  "0001_create_proxy_schema"]
+    assert listed == [(mid, True) for mid in PROXY_MIGRATIONS]
+    assert PROXY_MIGRATIONS[:3] == ["0001_create_proxy_schema", "0002_create_proxy_row_types", "0003_create_proxy_roles"]
+    assert migrate(proxy_dsn, rollback_all=True).rolled_back == PROXY_MIGRATIONS[::-1]
     with psycopg.connect(proxy_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'convkey'").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM pg_foreign_server").fetchone()[0] == 0
@@ -501,3 +504,45 @@ def test_plpgsql_check_finds_nothing_in_the_proxy(proxy):
                                "WHERE n.nspname = 'convkey' AND p.prolang = "
                                "(SELECT oid FROM pg_language WHERE lanname = 'plpgsql')").fetchone()[0]
     assert checked >= 2 and rows == []
+
+
+def test_the_proxy_keeps_applications_to_the_api_and_readers_to_one_business(proxy, pg_server):
+    """The proxy reaches the shards as their admin, so its own grants are the gate: convkey_app
+    calls the API and nothing else, convkey_readonly reads the two views for one business, a
+    login with neither role calls nothing."""
+    from test_isolation import Login
+
+    proxy_dsn, _ = proxy
+    app, reader, nobody = (Login(pg_server, role) for role in ("convkey_app", "convkey_readonly", "pg_monitor"))
+    try:
+        with app.connect(proxy_dsn) as conn:
+            for business, (wa, pmid) in enumerate((("972501234567@s.whatsapp.net", "p1"),
+                                                   ("972501234568@s.whatsapp.net", "p2")), start=1):
+                row = conn.execute("SELECT inserted FROM convkey.record_message(%s, %s, 'in', %s, 'hi')",
+                                   (business, wa, pmid)).fetchone()
+                assert row == (True,)
+            assert conn.execute("SELECT kind FROM convkey.parse_wa_id('82399031480511@lid')").fetchone() == ("lid",)
+            for stmt in ("SELECT * FROM convkey.whatsapp_conversation", "SELECT * FROM convkey._rows_whatsapp_message()",
+                         "SELECT * FROM convkey.conversation_thread", "SELECT * FROM convkey.dedup_health()",
+                         "SELECT convkey._set_partitions(ARRAY['dbname=x'])", "SELECT * FROM convkey._partitions()"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(stmt)
+        with reader.connect(proxy_dsn) as conn:
+            for view in ("conversation_thread", "dedup_health"):
+                assert conn.execute(f"SELECT count(*) FROM convkey.{view}").fetchone() == (0,), view
+            conn.execute("SET convkey.business_id = '2'")
+            for view in ("conversation_thread", "dedup_health"):
+                assert [r[0] for r in conn.execute(f"SELECT business_id FROM convkey.{view}")] == [2], view
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT * FROM convkey.record_message(2, '972501234568@s.whatsapp.net', 'in', 'p3')")
+        with nobody.connect(proxy_dsn) as conn:
+            for stmt in ("SELECT * FROM convkey.record_message(1, '972501234567@s.whatsapp.net', 'in', 'p4')",
+                         "SELECT * FROM convkey.dedup_health"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(stmt)
+        with psycopg.connect(proxy_dsn) as conn:  # the admin still sees every business
+            assert sorted(r[0] for r in conn.execute("SELECT business_id FROM convkey.dedup_health")) == [1, 2]
+            assert conn.execute("SELECT count(*) FROM convkey.whatsapp_message").fetchone() == (2,)
+    finally:
+        for login in (app, reader, nobody):
+            login.drop()

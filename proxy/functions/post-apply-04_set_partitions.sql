@@ -46,6 +46,9 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_user_mappings m WHERE m.srvname = 'convkey' AND m.usename = 'public') THEN
         CREATE USER MAPPING FOR PUBLIC SERVER convkey;
     END IF;
+    -- PL/Proxy runs a call only for a role with USAGE on the cluster's server; the proxy's own
+    -- grants (post-apply-90_grants.sql) decide which functions each role may call.
+    GRANT USAGE ON FOREIGN SERVER convkey TO convkey_app, convkey_readonly;
     RETURN v_count;
 END;
 $$;
