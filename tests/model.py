@@ -52,7 +52,8 @@ The rules, from README.md and the function headers (post-apply-30, 50-54, 34, 70
   phone_e164 and customer_wa_id; rows whose identities exist nowhere (not even pending) and are
   shared with no other row claim them (key from the first identity); the others are deferred
   (or unresolvable with a reason). Phase 2 resolves each deferred row, in id order, like
-  get-or-create with the row itself taking part (reason 'backfill').
+  get-or-create with the row itself taking part (reason 'backfill'), except that a row whose lead
+  belongs to a conversation an unmerge separated it from joins nothing (a 'separated' conflict).
 
 Where the survivor of a merge is decided by data the test controls (last_message_at, ids), the
 model predicts it exactly; the test compares ids as well as groupings.
@@ -615,6 +616,12 @@ class Model:
             self._txn()
             c = self.convs[cid]
             if not (c.live and c.key is None):
+                continue
+            lead = ok[cid][0] if ok[cid][0][0] == LEAD else None
+            owner = self.conv_of.get(lead) if lead else None
+            if owner is not None and self._separated(owner, cid):
+                self._conflict(lead, cid, owner, "separated")
+                self._hit("backfill:lead_separated")
                 continue
             self.resolve(ok[cid], None, "backfill", self_id=cid)
         out["unresolvable_after"] = sum(1 for c in self.convs.values() if c.live and c.key is None)
