@@ -12,8 +12,8 @@ to live conversations and no live key is held twice.
 One database per test; each example starts from an emptied package with identities restarting at 1
 (what TRUNCATE ... RESTART IDENTITY does, faster), so the model predicts ids too.
 Settings: profile "convkey-model-ci" (derandomized, reliability_scale(300, 3000) examples of 30
-steps); CONVKEY_HYPOTHESIS_PROFILE=long (or --hypothesis-profile=long when conftest registers the
-profile) runs a long random search.
+steps); CONVKEY_HYPOTHESIS_PROFILE=long or --hypothesis-profile=long runs a long random search
+(CONVKEY_MODEL_EXAMPLES examples, 20000 by default). Both profiles are registered in conftest.py.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import time
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, note, settings
+from hypothesis import note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from conftest import TEMPLATE, reliability_scale
+from conftest import TEMPLATE
 from convkey.backfill import run_backfill
 from model import LEAD, LID, PHONE, B, Derived, Model, ModelError, key_of
 
@@ -38,15 +38,10 @@ PEOPLE = 6
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
 SECOND = dt.timedelta(seconds=1)
 
-settings.register_profile(
-    "convkey-model-ci", max_examples=reliability_scale(300, 3000), stateful_step_count=30, deadline=None,
-    derandomize=True, database=None, print_blob=True, suppress_health_check=list(HealthCheck))
-settings.register_profile(
-    "long", max_examples=int(os.environ.get("CONVKEY_MODEL_EXAMPLES", "20000")), stateful_step_count=50,
-    deadline=None, derandomize=False, print_blob=True, suppress_health_check=list(HealthCheck))
 
 
 def _settings() -> settings:
+    """The profiles are registered in conftest.py, before pytest's --hypothesis-profile loads one."""
     name = os.environ.get("CONVKEY_HYPOTHESIS_PROFILE")
     if not name:
         name = "long" if settings.get_current_profile_name() == "long" else "convkey-model-ci"
