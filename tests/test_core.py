@@ -291,8 +291,9 @@ def test_a_key_becomes_null_only_on_a_row_that_owns_no_identity(db_conn):
     """The guard lets a row without a key (a legacy row, a side of an unmerge left with nothing)
     keep any legacy lead and phone, and a key go NULL, only while the row owns no identity."""
     cid = goc(db_conn, PHONE_JID)[0]
-    legacy = db_conn.execute("INSERT INTO convkey.whatsapp_conversation (business_id, customer_wa_id) "
-                             "VALUES (1, %s) RETURNING id", (PHONE_JID,)).fetchone()[0]
+    db_conn.execute("INSERT INTO convkey.whatsapp_conversation (business_id, customer_wa_id) VALUES (1, %s)",
+                    (PHONE_JID,))
+    legacy = db_conn.execute("SELECT id FROM convkey.whatsapp_conversation WHERE canonical_key IS NULL").fetchone()[0]
     before = table_checksums(db_conn)
     for sql in ("UPDATE convkey.whatsapp_conversation SET canonical_key = NULL, phone_e164 = NULL WHERE id = %s",
                 "UPDATE convkey.whatsapp_conversation SET canonical_key = NULL, lead_id = 5 WHERE id = %s"):
