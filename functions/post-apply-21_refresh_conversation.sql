@@ -4,7 +4,10 @@
 -- while still owned, else the oldest owned lead), phone_e164 (the primary phone: kept while
 -- owned, else the oldest owned phone) and canonical_key from the strongest identity (a lid/bsuid
 -- key is kept while still owned). A merge passes the duplicate's lead and phone as the
--- preference for a primary that has none. Writes only when something changed. Returns the key.
+-- preference for a primary that has none. A conversation that owns no identity is unresolved:
+-- key NULL, and its lead_id and phone_e164 are legacy values, left as they are (an unresolved
+-- legacy row the backfill could not join, or a side of an unmerge left with nothing).
+-- Writes only when something changed. Returns the key.
 -- Locks: the caller holds the conversation's row lock. SQLSTATEs: none of its own.
 CREATE OR REPLACE FUNCTION convkey._refresh_conversation(
     p_business_id bigint,
@@ -41,6 +44,10 @@ BEGIN
          ORDER BY i.kind = 'bsuid', format('%s:%s:%s', i.kind, p_business_id, i.value) = v_conv.canonical_key DESC,
                   i.created_at, i.value
          LIMIT 1;
+    END IF;
+    IF v_key IS NULL THEN
+        v_lead := v_conv.lead_id;
+        v_phone := v_conv.phone_e164;
     END IF;
 
     IF v_key IS DISTINCT FROM v_conv.canonical_key OR v_lead IS DISTINCT FROM v_conv.lead_id

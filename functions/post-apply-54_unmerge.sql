@@ -2,8 +2,12 @@
 -- Undoes one merge: the duplicate comes back live with the messages and identities that merge
 -- moved (messages that arrived after the merge stay with the primary), both keys and the
 -- primary's lead and phone are restored from the identities each side owns again, and a
--- separation is recorded so that automatic links never join the two again (a manual link
--- does). The audit row is kept and marked undone. Returns the restored conversation's id.
+-- separation is recorded so that automatic links and the backfill never join the two again (a
+-- manual link or merge does). A side left owning no identity (a legacy row the backfill merged,
+-- a conversation whose LID moved to a newer phone's person since) stays live and unresolved:
+-- key NULL, its messages, and the legacy columns of the audit's snapshot before the merge
+-- (convkey._restore_unresolved). The audit row is kept and marked undone. Returns the restored
+-- conversation's id.
 -- Locks: the audit row, then both conversations' rows in id order.
 -- Raises 22023 (bad ids), P0002 (no such merge in this business), 55000 (already undone, or a
 -- later merge took the primary away: the message names the merge to undo first).
@@ -84,8 +88,10 @@ BEGIN
                  WHERE m.business_id = p_business_id AND m.conversation_id = c.id AND m.direction = 'in')),
            updated_at = now()
      WHERE c.business_id = p_business_id AND c.id = v_merge.primary_id;
-    PERFORM convkey._refresh_conversation(p_business_id, v_merge.primary_id,
-                                          (v_pbefore->>'lead_id')::bigint, v_pbefore->>'phone_e164');
+    IF NOT convkey._restore_unresolved(p_business_id, v_merge.primary_id, v_pbefore) THEN
+        PERFORM convkey._refresh_conversation(p_business_id, v_merge.primary_id,
+                                              (v_pbefore->>'lead_id')::bigint, v_pbefore->>'phone_e164');
+    END IF;
 
     UPDATE convkey.whatsapp_conversation c
        SET merged_into_id = NULL,
@@ -102,8 +108,10 @@ BEGIN
            last_read_at = (v_before->>'last_read_at')::timestamptz,
            updated_at = now()
      WHERE c.business_id = p_business_id AND c.id = v_merge.duplicate_id;
-    PERFORM convkey._refresh_conversation(p_business_id, v_merge.duplicate_id,
-                                          (v_before->>'lead_id')::bigint, v_before->>'phone_e164');
+    IF NOT convkey._restore_unresolved(p_business_id, v_merge.duplicate_id, v_before) THEN
+        PERFORM convkey._refresh_conversation(p_business_id, v_merge.duplicate_id,
+                                              (v_before->>'lead_id')::bigint, v_before->>'phone_e164');
+    END IF;
 
     INSERT INTO convkey.conversation_separation (business_id, low_id, high_id, merge_id)
     VALUES (p_business_id, least(v_merge.primary_id, v_merge.duplicate_id),
@@ -116,5 +124,6 @@ END;
 $$;
 
 COMMENT ON FUNCTION convkey.unmerge(bigint, bigint) IS
-    'Undo a merge: restore the duplicate with what that merge moved, restore both keys, keep them separated '
-    'from automatic links. 55000 when later merges must be undone first; P0002 unknown merge.';
+    'Undo a merge: restore the duplicate with what that merge moved, restore both keys (a side left with no '
+    'identity stays live with key NULL and its legacy columns), keep them separated from automatic links. '
+    '55000 when later merges must be undone first; P0002 unknown merge.';

@@ -1,6 +1,7 @@
 -- convkey.dedup_health: one row per business that has any conversation, identity, merge or
 -- identity conflict: is the "one conversation per person" rule holding, and what did it cost?
---   live_conversations, tombstones; live_with_key / live_without_key (unresolved legacy rows);
+--   live_conversations, tombstones; live_with_key / live_without_key (unresolved rows: legacy rows
+--   not backfilled yet, and sides of an unmerge left owning no identity);
 --   duplicate_keys: live keys held by more than one conversation (must be 0);
 --   with_lead; lid_only_waiting: live conversations keyed 'lid:' without a phone yet;
 --   identities_<kind> and identities_pending (owned by a not-yet-conversing person);

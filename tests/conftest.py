@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from convkey.embedded import EmbeddedCluster
@@ -193,6 +194,18 @@ def reliability_scale(default: int, large: int) -> int:
     if value == "large":
         return large
     return int(value) if value.isdigit() else default
+
+
+# Hypothesis profiles of the reference-model test (tests/test_model.py). Registered here, at import
+# of this conftest, because pytest's --hypothesis-profile=NAME loads the profile when pytest
+# configures itself, before any test module is imported; CONVKEY_HYPOTHESIS_PROFILE=NAME picks one
+# for that test alone. "long" is a long random search (CONVKEY_MODEL_EXAMPLES examples).
+settings.register_profile(
+    "convkey-model-ci", max_examples=reliability_scale(300, 3000), stateful_step_count=30, deadline=None,
+    derandomize=True, database=None, print_blob=True, suppress_health_check=list(HealthCheck))
+settings.register_profile(
+    "long", max_examples=int(os.environ.get("CONVKEY_MODEL_EXAMPLES", "20000")), stateful_step_count=50,
+    deadline=None, derandomize=False, print_blob=True, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture

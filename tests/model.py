@@ -26,7 +26,9 @@ The rules, from README.md and the function headers (post-apply-30, 50-54, 34, 70
 * A conversation's derived columns: lead_id kept while owned (else the preferred one, else the
   oldest owned lead), phone_e164 likewise (the primary phone), key from the strongest: lead, else
   phone, else a LID (kept while owned) or BSUID. A merge prefers the duplicate's lead/phone for a
-  primary without one; the primary takes the union of activity (latest last_message_at).
+  primary without one; the primary takes the union of activity (latest last_message_at). A
+  conversation that owns no identity is unresolved: key NULL, lead_id and phone_e164 left as they
+  are (legacy values).
 * link_identity(a, b): 22023 when the two sides' conversations (or pending persons) have different
   leads. Two owners separated by an unmerge: nothing joins unless the source is 'manual' (which
   clears the separation). Neither side converses: both join one pending person (a LID whose pending
@@ -43,12 +45,15 @@ The rules, from README.md and the function headers (post-apply-30, 50-54, 34, 70
 * unmerge(merge): 55000 when already undone or when the merge's primary was merged away later.
   Else messages and identities that merge moved and that the primary still holds go back; the
   duplicate gets its before-state activity, the primary the max of its before-state and its
-  messages; both refreshed; the pair is separated.
+  messages; both refreshed; the pair is separated. A side left owning no identity (a legacy row,
+  or a primary whose own LID moved to a newer phone's person since) stays a live unresolved row
+  with its messages: key NULL, lead_id, phone_e164 and customer_wa_id of its before-state.
 * backfill: phase 1 reads every live row without a key, derives its identities from lead_id,
   phone_e164 and customer_wa_id; rows whose identities exist nowhere (not even pending) and are
   shared with no other row claim them (key from the first identity); the others are deferred
   (or unresolvable with a reason). Phase 2 resolves each deferred row, in id order, like
-  get-or-create with the row itself taking part (reason 'backfill').
+  get-or-create with the row itself taking part (reason 'backfill'), except that a row whose lead
+  belongs to a conversation an unmerge separated it from joins nothing (a 'separated' conflict).
 
 Where the survivor of a merge is decided by data the test controls (last_message_at, ids), the
 model predicts it exactly; the test compares ids as well as groupings.
@@ -85,7 +90,7 @@ class Conv:
     id: int
     key: str | None
     lead: int | None          # lead_id
-    phone: str | None         # phone_e164 (raw text on an unresolved legacy row)
+    phone: str | None         # phone_e164 (raw text on an unresolved row)
     wa: str | None            # customer_wa_id
     last_at: dt.datetime | None
     merged_into: int | None = None
@@ -209,8 +214,9 @@ class Model:
                 best = min(weak, key=lambda i: (i[0] == BSUID, c.key is not None and key_of(*i) != c.key,
                                                 self.created[i], i[1]))
                 key = key_of(*best)
-        c.lead = None if lead is None else int(lead)
-        c.phone = phone
+        if key is not None:       # owning nothing: unresolved, the legacy lead and phone stay
+            c.lead = None if lead is None else int(lead)
+            c.phone = phone
         c.key = key
 
     def _snapshot(self, cid: int) -> Conv:
@@ -507,17 +513,6 @@ class Model:
         if self.unmerge_blocked(merge_id):
             self._hit("unmerge:55000")
             raise ModelError("55000", f"merge {merge_id} cannot be undone now")
-        back = {i for i in m.identities if self.conv_of.get(i) == m.primary}
-        if not set(self.owned(m.primary)) - back:
-            # BUG (reported): the primary is left owning no identity; _refresh_conversation sets its
-            # key to NULL and the identity guard refuses that with 22023, so the unmerge fails.
-            raise ModelError("22023", f"unmerge {merge_id} leaves primary {m.primary} without identities",
-                             known_bug="unmerge_empty_primary")
-        if not back and m.duplicate_before.wa is None:
-            # BUG (reported): the restored duplicate owns no identity and has no customer_wa_id;
-            # _refresh_conversation clears lead_id/phone_e164 and ck_whatsapp_conversation_identified fails.
-            raise ModelError("23514", f"unmerge {merge_id} restores duplicate {m.duplicate} with nothing",
-                             known_bug="unmerge_empty_duplicate")
         self._txn()
         for pmid in m.messages:
             if self.msg_conv[pmid] == m.primary:
@@ -532,15 +527,25 @@ class Model:
         stamps = [self.msg_at[x] for x, c in self.msg_conv.items() if c == m.primary]
         candidates = [t for t in [pb.last_at, max(stamps) if stamps else None] if t is not None]
         p.last_at = max(candidates) if candidates else None
-        self.refresh(m.primary, pb.lead, pb.phone)
+        self._restore(m.primary, pb)
         d.merged_into = None
         d.wa = db.wa
         d.last_at = db.last_at
-        self.refresh(m.duplicate, db.lead, db.phone)
+        self._restore(m.duplicate, db)
         self.separations.add(frozenset((m.primary, m.duplicate)))
         self._hit("unmerge:done")
         m.undone = True
         return m.duplicate
+
+    def _restore(self, cid: int, before: Conv) -> None:
+        """One side of an unmerge: refreshed from the identities it owns; owning none, an unresolved
+        row with its before-state's legacy columns (convkey._restore_unresolved)."""
+        if self.owned(cid):
+            self.refresh(cid, before.lead, before.phone)
+            return
+        self._hit("unmerge:side_unresolved")
+        c = self.convs[cid]
+        c.key, c.lead, c.phone, c.wa = None, before.lead, before.phone, before.wa
 
     # --- legacy rows and the backfill ---------------------------------------------------------
     def insert_legacy(self, wa: str | None, lead: int | None, phone: str | None,
@@ -555,7 +560,8 @@ class Model:
         """convkey._backfill_identities (with the runner's phone normalization): None = unresolvable."""
         phone = None
         if c.phone is not None:
-            d = self.raw[c.phone]
+            # a raw legacy value, or the E.164 primary phone an unmerge restored from a keyed row
+            d = self.raw.get(c.phone, Derived(phone=c.phone))
             if d.bad or d.phone is None:
                 return None
             phone = d.phone
@@ -610,6 +616,12 @@ class Model:
             self._txn()
             c = self.convs[cid]
             if not (c.live and c.key is None):
+                continue
+            lead = ok[cid][0] if ok[cid][0][0] == LEAD else None
+            owner = self.conv_of.get(lead) if lead else None
+            if owner is not None and self._separated(owner, cid):
+                self._conflict(lead, cid, owner, "separated")
+                self._hit("backfill:lead_separated")
                 continue
             self.resolve(ok[cid], None, "backfill", self_id=cid)
         out["unresolvable_after"] = sum(1 for c in self.convs.values() if c.live and c.key is None)

@@ -73,10 +73,13 @@ CREATE FUNCTION convkey._backfill_merge_row(p_business_id bigint, p_conversation
     LANGUAGE plpgsql
     AS $$
 DECLARE
-    v_kinds  text[];
-    v_vals   text[];
-    v_key    text;
-    v_merged bigint;
+    v_kinds   text[];
+    v_vals    text[];
+    v_key     text;
+    v_merged  bigint;
+    v_owner   bigint;
+    v_attempt int := 0;
+    v_reason  text;
 BEGIN
     SELECT r.kinds, r.vals INTO v_kinds, v_vals FROM convkey.backfill_row r
      WHERE r.business_id = p_business_id AND r.conversation_id = p_conversation_id AND r.status = 'deferred';
@@ -91,24 +94,54 @@ BEGIN
         DELETE FROM convkey.backfill_row r WHERE r.business_id = p_business_id AND r.conversation_id = p_conversation_id;
         RETURN 'gone';
     END IF;
-    BEGIN
-        PERFORM convkey._resolve_conversation(p_business_id, v_kinds, v_vals, NULL, 'baileys', NULL, 'backfill',
-                                              p_conversation_id);
-    EXCEPTION
-        WHEN deadlock_detected OR serialization_failure OR lock_not_available OR query_canceled THEN
-            RAISE;
-        WHEN OTHERS THEN
-            UPDATE convkey.backfill_row r
-               SET status = 'unresolvable', reason = format('error %s: %s', SQLSTATE, SQLERRM), updated_at = now()
-             WHERE r.business_id = p_business_id AND r.conversation_id = p_conversation_id;
-            RETURN 'conflict';
-    END;
+    IF v_kinds[1] = 'lead' AND EXISTS (
+            SELECT 1 FROM convkey.conversation_separation s
+             WHERE s.business_id = p_business_id AND (s.low_id = p_conversation_id OR s.high_id = p_conversation_id)) THEN
+        PERFORM convkey._lock_identities(p_business_id, v_kinds, v_vals);
+        LOOP
+            v_attempt := v_attempt + 1;
+            SELECT i.conversation_id INTO v_owner FROM convkey.identity i
+             WHERE i.business_id = p_business_id AND i.kind = 'lead' AND i.value = v_vals[1];
+            PERFORM convkey._lock_conversations(p_business_id, ARRAY[v_owner]);
+            EXIT WHEN v_owner IS NOT DISTINCT FROM (
+                SELECT i.conversation_id FROM convkey.identity i
+                 WHERE i.business_id = p_business_id AND i.kind = 'lead' AND i.value = v_vals[1]);
+            IF v_attempt >= 50 THEN
+                RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+                    MESSAGE = format('convkey could not settle the owner of the lead of conversation %s',
+                                     p_conversation_id),
+                    HINT = 'Run the backfill again.';
+            END IF;
+        END LOOP;
+        IF v_owner IS NOT NULL AND EXISTS (
+                SELECT 1 FROM convkey.conversation_separation s
+                 WHERE s.business_id = p_business_id
+                   AND s.low_id = least(v_owner, p_conversation_id) AND s.high_id = greatest(v_owner, p_conversation_id)) THEN
+            PERFORM convkey._record_conflict(p_business_id, 'lead', v_vals[1], p_conversation_id, v_owner, 'separated');
+            v_reason := 'its lead belongs to a conversation an unmerge separated it from';
+        END IF;
+    END IF;
+    IF v_reason IS NULL THEN
+        BEGIN
+            PERFORM convkey._resolve_conversation(p_business_id, v_kinds, v_vals, NULL, 'baileys', NULL, 'backfill',
+                                                  p_conversation_id);
+        EXCEPTION
+            WHEN deadlock_detected OR serialization_failure OR lock_not_available OR query_canceled THEN
+                RAISE;
+            WHEN OTHERS THEN
+                UPDATE convkey.backfill_row r
+                   SET status = 'unresolvable', reason = format('error %s: %s', SQLSTATE, SQLERRM), updated_at = now()
+                 WHERE r.business_id = p_business_id AND r.conversation_id = p_conversation_id;
+                RETURN 'conflict';
+        END;
+    END IF;
     SELECT c.canonical_key, c.merged_into_id INTO v_key, v_merged FROM convkey.whatsapp_conversation c
      WHERE c.business_id = p_business_id AND c.id = p_conversation_id;
     IF v_merged IS NULL AND v_key IS NULL THEN
         UPDATE convkey.backfill_row r
            SET status = 'unresolvable', updated_at = now(),
-               reason = 'its identities belong to conversations it may not join (another lead, another phone, or a separation)'
+               reason = coalesce(v_reason, 'its identities belong to conversations it may not join '
+                                           '(another lead, another phone, or a separation)')
          WHERE r.business_id = p_business_id AND r.conversation_id = p_conversation_id;
         RETURN 'conflict';
     END IF;
@@ -1043,6 +1076,10 @@ BEGIN
                   i.created_at, i.value
          LIMIT 1;
     END IF;
+    IF v_key IS NULL THEN
+        v_lead := v_conv.lead_id;
+        v_phone := v_conv.phone_e164;
+    END IF;
 
     IF v_key IS DISTINCT FROM v_conv.canonical_key OR v_lead IS DISTINCT FROM v_conv.lead_id
        OR v_phone IS DISTINCT FROM v_conv.phone_e164 THEN
@@ -1310,6 +1347,32 @@ END;
 $$;
 
 COMMENT ON FUNCTION convkey._resolve_conversation(p_business_id bigint, p_kinds text[], p_values text[], p_customer_wa_id text, p_provider text, p_at timestamp with time zone, p_via text, p_self bigint, OUT o_conversation_id bigint, OUT o_created boolean) IS 'Internal race-free get-or-create: find, create, attach, move or merge by the call''s identities.';
+
+CREATE FUNCTION convkey._restore_unresolved(p_business_id bigint, p_conversation_id bigint, p_before jsonb) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM convkey.identity i
+                WHERE i.business_id = p_business_id AND i.conversation_id = p_conversation_id) THEN
+        RETURN false;
+    END IF;
+    UPDATE convkey.whatsapp_conversation c
+       SET canonical_key = NULL,
+           lead_id = (p_before->>'lead_id')::bigint,
+           phone_e164 = p_before->>'phone_e164',
+           customer_wa_id = p_before->>'customer_wa_id',
+           push_name = p_before->>'push_name',
+           lead_name = p_before->>'lead_name',
+           updated_at = now()
+     WHERE c.business_id = p_business_id AND c.id = p_conversation_id
+       AND (c.canonical_key, c.lead_id, c.phone_e164, c.customer_wa_id, c.push_name, c.lead_name)
+           IS DISTINCT FROM (NULL::text, (p_before->>'lead_id')::bigint, p_before->>'phone_e164',
+                             p_before->>'customer_wa_id', p_before->>'push_name', p_before->>'lead_name');
+    RETURN true;
+END;
+$$;
+
+COMMENT ON FUNCTION convkey._restore_unresolved(p_business_id bigint, p_conversation_id bigint, p_before jsonb) IS 'Internal (unmerge): a side left owning no identity becomes an unresolved row with its pre-merge legacy columns.';
 
 CREATE FUNCTION convkey._set_lead(p_business_id bigint, p_conversation_id bigint, p_lead_id bigint) RETURNS void
     LANGUAGE plpgsql
@@ -1946,27 +2009,31 @@ CREATE FUNCTION convkey.tg_whatsapp_conversation__guard_identity() RETURNS trigg
 DECLARE
     v_ok boolean;
 BEGIN
-    IF NEW.merged_into_id IS NOT NULL OR (OLD.canonical_key IS NULL AND NEW.canonical_key IS NULL) THEN
+    IF NEW.merged_into_id IS NOT NULL THEN
         RETURN NEW;
     END IF;
-    v_ok := NEW.canonical_key IS NOT NULL
-        AND (NEW.lead_id IS NULL OR EXISTS (
-                SELECT 1 FROM convkey.identity i
-                 WHERE i.business_id = NEW.business_id AND i.kind = 'lead' AND i.value = NEW.lead_id::text
-                   AND i.conversation_id = NEW.id))
-        AND (NEW.phone_e164 IS NULL OR EXISTS (
-                SELECT 1 FROM convkey.identity i
-                 WHERE i.business_id = NEW.business_id AND i.kind = 'phone' AND i.value = NEW.phone_e164
-                   AND i.conversation_id = NEW.id))
-        AND CASE
-                WHEN NEW.lead_id IS NOT NULL THEN NEW.canonical_key = format('lead:%s:%s', NEW.business_id, NEW.lead_id)
-                WHEN NEW.phone_e164 IS NOT NULL THEN NEW.canonical_key = format('phone:%s:%s', NEW.business_id, NEW.phone_e164)
-                ELSE EXISTS (
+    IF NEW.canonical_key IS NULL THEN
+        v_ok := NOT EXISTS (SELECT 1 FROM convkey.identity i
+                             WHERE i.business_id = NEW.business_id AND i.conversation_id = NEW.id);
+    ELSE
+        v_ok := (NEW.lead_id IS NULL OR EXISTS (
                     SELECT 1 FROM convkey.identity i
-                     WHERE i.business_id = NEW.business_id AND i.kind IN ('lid', 'bsuid')
-                       AND i.conversation_id = NEW.id
-                       AND NEW.canonical_key = format('%s:%s:%s', i.kind, NEW.business_id, i.value))
-            END;
+                     WHERE i.business_id = NEW.business_id AND i.kind = 'lead' AND i.value = NEW.lead_id::text
+                       AND i.conversation_id = NEW.id))
+            AND (NEW.phone_e164 IS NULL OR EXISTS (
+                    SELECT 1 FROM convkey.identity i
+                     WHERE i.business_id = NEW.business_id AND i.kind = 'phone' AND i.value = NEW.phone_e164
+                       AND i.conversation_id = NEW.id))
+            AND CASE
+                    WHEN NEW.lead_id IS NOT NULL THEN NEW.canonical_key = format('lead:%s:%s', NEW.business_id, NEW.lead_id)
+                    WHEN NEW.phone_e164 IS NOT NULL THEN NEW.canonical_key = format('phone:%s:%s', NEW.business_id, NEW.phone_e164)
+                    ELSE EXISTS (
+                        SELECT 1 FROM convkey.identity i
+                         WHERE i.business_id = NEW.business_id AND i.kind IN ('lid', 'bsuid')
+                           AND i.conversation_id = NEW.id
+                           AND NEW.canonical_key = format('%s:%s:%s', i.kind, NEW.business_id, i.value))
+                END;
+    END IF;
     IF NOT v_ok THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('conversation %s: lead_id, phone_e164 and canonical_key change only through the convkey API',
@@ -2066,8 +2133,10 @@ BEGIN
                  WHERE m.business_id = p_business_id AND m.conversation_id = c.id AND m.direction = 'in')),
            updated_at = now()
      WHERE c.business_id = p_business_id AND c.id = v_merge.primary_id;
-    PERFORM convkey._refresh_conversation(p_business_id, v_merge.primary_id,
-                                          (v_pbefore->>'lead_id')::bigint, v_pbefore->>'phone_e164');
+    IF NOT convkey._restore_unresolved(p_business_id, v_merge.primary_id, v_pbefore) THEN
+        PERFORM convkey._refresh_conversation(p_business_id, v_merge.primary_id,
+                                              (v_pbefore->>'lead_id')::bigint, v_pbefore->>'phone_e164');
+    END IF;
 
     UPDATE convkey.whatsapp_conversation c
        SET merged_into_id = NULL,
@@ -2084,8 +2153,10 @@ BEGIN
            last_read_at = (v_before->>'last_read_at')::timestamptz,
            updated_at = now()
      WHERE c.business_id = p_business_id AND c.id = v_merge.duplicate_id;
-    PERFORM convkey._refresh_conversation(p_business_id, v_merge.duplicate_id,
-                                          (v_before->>'lead_id')::bigint, v_before->>'phone_e164');
+    IF NOT convkey._restore_unresolved(p_business_id, v_merge.duplicate_id, v_before) THEN
+        PERFORM convkey._refresh_conversation(p_business_id, v_merge.duplicate_id,
+                                              (v_before->>'lead_id')::bigint, v_before->>'phone_e164');
+    END IF;
 
     INSERT INTO convkey.conversation_separation (business_id, low_id, high_id, merge_id)
     VALUES (p_business_id, least(v_merge.primary_id, v_merge.duplicate_id),
@@ -2097,7 +2168,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION convkey.unmerge(p_business_id bigint, p_merge_id bigint) IS 'Undo a merge: restore the duplicate with what that merge moved, restore both keys, keep them separated from automatic links. 55000 when later merges must be undone first; P0002 unknown merge.';
+COMMENT ON FUNCTION convkey.unmerge(p_business_id bigint, p_merge_id bigint) IS 'Undo a merge: restore the duplicate with what that merge moved, restore both keys (a side left with no identity stays live with key NULL and its legacy columns), keep them separated from automatic links. 55000 when later merges must be undone first; P0002 unknown merge.';
 
 CREATE FUNCTION convkey.update_session_activity(p_business_id bigint, p_customer_wa_id text, p_direction text DEFAULT 'in'::text, p_provider text DEFAULT 'baileys'::text, p_lead_id bigint DEFAULT NULL::bigint, p_phone_e164 text DEFAULT NULL::text, p_at timestamp with time zone DEFAULT now()) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER

@@ -210,3 +210,36 @@ def test_webhooks_during_backfill_never_fail_nor_duplicate(db_dsn):
         live = conn.execute("SELECT count(*) FROM convkey.whatsapp_message WHERE provider_message_id LIKE 'live-%%'"
                             ).fetchone()[0]
         assert live == len(sent)
+
+
+def test_backfill_keeps_an_unmerged_legacy_row_apart_even_through_its_lead(db_dsn):
+    """A legacy row with a lead and a phone, merged by the backfill into a more recent conversation
+    of that phone: the lead (unowned until then) attached to the survivor. Undone, the row comes
+    back unresolved with its legacy lead_id and phone_e164 while the survivor keeps the lead. The
+    resolver would join a lead's owner without asking about separations; the backfill must not:
+    the row stays unresolved, listed with the reason, and a 'separated' conflict is counted."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        a = conn.execute("SELECT conversation_id FROM convkey.record_message(1, '972520000001@s.whatsapp.net', "
+                         "'in', 'm1', 'x', p_sent_at => '2026-03-01 12:00+00')").fetchone()[0]
+        row = conn.execute("INSERT INTO convkey.whatsapp_conversation (business_id, lead_id, phone_e164, "
+                           "last_message_at) VALUES (1, 10, '+972520000001', '2026-03-01 10:00+00') "
+                           "RETURNING id").fetchone()[0]
+        run_backfill(db_dsn, execute=True)
+        merge_id = conn.execute("SELECT id FROM convkey.conversation_merge WHERE primary_id = %s "
+                                "AND duplicate_id = %s", (a, row)).fetchone()[0]
+        conn.execute("SELECT convkey.unmerge(1, %s)", (merge_id,))
+        state = "SELECT canonical_key, lead_id, phone_e164, merged_into_id FROM convkey.whatsapp_conversation WHERE id = %s"
+        assert conn.execute(state, (row,)).fetchone() == (None, 10, "+972520000001", None)
+        assert conn.execute(state, (a,)).fetchone() == ("lead:1:10", 10, "+972520000001", None)
+        before = data_checksums(conn)
+
+        report = run_backfill(db_dsn, execute=True)
+        assert report.merge == {"conflict": 1} and not report.groups
+        assert [(u["conversation_id"], u["reason"]) for u in report.unresolvable] == [
+            (row, "its lead belongs to a conversation an unmerge separated it from")]
+        assert conn.execute("SELECT count(*) FROM convkey.conversation_merge").fetchone()[0] == 1
+        assert conn.execute(state, (row,)).fetchone() == (None, 10, "+972520000001", None)
+        assert conn.execute("SELECT kind, value, other_conversation_id, owner_conversation_id, rule, seen_count "
+                            "FROM convkey.identity_conflict").fetchall() == [("lead", "10", row, a, "separated", 1)]
+        changed = {k for k, v in data_checksums(conn).items() if before[k] != v}
+        assert changed == {"identity_conflict", "backfill_row"}

@@ -287,6 +287,31 @@ def test_direct_update_of_lead_or_phone_is_refused(db_conn):
     db_conn.execute("UPDATE convkey.whatsapp_conversation SET push_name = 'Dana' WHERE id = %s", (cid,))
 
 
+def test_a_key_becomes_null_only_on_a_row_that_owns_no_identity(db_conn):
+    """The guard lets a row without a key (a legacy row, a side of an unmerge left with nothing)
+    keep any legacy lead and phone, and a key go NULL, only while the row owns no identity."""
+    cid = goc(db_conn, PHONE_JID)[0]
+    db_conn.execute("INSERT INTO convkey.whatsapp_conversation (business_id, customer_wa_id) VALUES (1, %s)",
+                    (PHONE_JID,))
+    legacy = db_conn.execute("SELECT id FROM convkey.whatsapp_conversation WHERE canonical_key IS NULL").fetchone()[0]
+    before = table_checksums(db_conn)
+    for sql in ("UPDATE convkey.whatsapp_conversation SET canonical_key = NULL, phone_e164 = NULL WHERE id = %s",
+                "UPDATE convkey.whatsapp_conversation SET canonical_key = NULL, lead_id = 5 WHERE id = %s"):
+        assert sqlstate_of(db_conn, sql, (cid,)) == "22023"
+    assert table_checksums(db_conn) == before
+    db_conn.execute("UPDATE convkey.whatsapp_conversation SET phone_e164 = '+972501234567', lead_id = 5 "
+                    "WHERE id = %s", (legacy,))
+    # a row without a key that owns an identity (only a hand-made state) is refused too
+    db_conn.execute("UPDATE convkey.identity SET conversation_id = %s", (legacy,))
+    assert sqlstate_of(db_conn, "UPDATE convkey.whatsapp_conversation SET lead_id = 6 WHERE id = %s",
+                       (legacy,)) == "22023"
+    db_conn.execute("UPDATE convkey.identity SET conversation_id = %s", (cid,))
+    # and once the keyed row owns nothing, its key may go: it is an unresolved row then
+    db_conn.execute("DELETE FROM convkey.identity")
+    db_conn.execute("UPDATE convkey.whatsapp_conversation SET canonical_key = NULL WHERE id = %s", (cid,))
+    assert conv(db_conn, cid)[:3] == (None, None, "+972501234567")
+
+
 def test_legacy_rows_insert_freely_and_stay_unresolved(db_conn):
     for _ in range(2):
         db_conn.execute("INSERT INTO convkey.whatsapp_conversation (business_id, customer_wa_id) VALUES (1, %s)",

@@ -12,8 +12,8 @@ to live conversations and no live key is held twice.
 One database per test; each example starts from an emptied package with identities restarting at 1
 (what TRUNCATE ... RESTART IDENTITY does, faster), so the model predicts ids too.
 Settings: profile "convkey-model-ci" (derandomized, reliability_scale(300, 3000) examples of 30
-steps); CONVKEY_HYPOTHESIS_PROFILE=long (or --hypothesis-profile=long when conftest registers the
-profile) runs a long random search.
+steps); CONVKEY_HYPOTHESIS_PROFILE=long or --hypothesis-profile=long runs a long random search
+(CONVKEY_MODEL_EXAMPLES examples, 20000 by default). Both profiles are registered in conftest.py.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import time
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, note, settings
+from hypothesis import note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from conftest import TEMPLATE, reliability_scale
+from conftest import TEMPLATE
 from convkey.backfill import run_backfill
 from model import LEAD, LID, PHONE, B, Derived, Model, ModelError, key_of
 
@@ -38,15 +38,10 @@ PEOPLE = 6
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
 SECOND = dt.timedelta(seconds=1)
 
-settings.register_profile(
-    "convkey-model-ci", max_examples=reliability_scale(300, 3000), stateful_step_count=30, deadline=None,
-    derandomize=True, database=None, print_blob=True, suppress_health_check=list(HealthCheck))
-settings.register_profile(
-    "long", max_examples=int(os.environ.get("CONVKEY_MODEL_EXAMPLES", "20000")), stateful_step_count=50,
-    deadline=None, derandomize=False, print_blob=True, suppress_health_check=list(HealthCheck))
 
 
 def _settings() -> settings:
+    """The profiles are registered in conftest.py, before pytest's --hypothesis-profile loads one."""
     name = os.environ.get("CONVKEY_HYPOTHESIS_PROFILE")
     if not name:
         name = "long" if settings.get_current_profile_name() == "long" else "convkey-model-ci"
@@ -520,7 +515,10 @@ def test_model_agrees_with_database(plain_dsn, reliability_record):
                        seconds=round(seconds, 1), known_sql_bugs=STATS["known_bugs"], violations=0)
 
 
-# --- SQL bugs the model found: minimal cases (xfail strict: they pass once the SQL is fixed) ------
+# --- SQL bugs the model found: minimal cases, fixed -----------------------------------------------
+# An unmerge side left owning no identity stays a live unresolved row (key NULL, the legacy columns
+# of the merge audit's snapshot, its messages); the separation keeps the backfill from joining the
+# two sides again (README "Undoing a merge").
 def _msg(conn, wa, pmid, at, phone=None):
     return conn.execute("SELECT conversation_id FROM convkey.record_message(1, %s, 'in', %s, 'x', "
                         "p_phone_e164 => %s, p_sent_at => %s)", (wa, pmid, phone, at)).fetchone()[0]
@@ -534,51 +532,119 @@ def _legacy(conn, wa, phone, last_at, pmid):
     return cid
 
 
-@pytest.mark.xfail(strict=True, raises=psycopg.errors.InvalidParameterValue,
-                   reason="SQL bug: unmerge fails with 22023 (identity guard) when the primary keeps no identity")
+def _row(conn, cid):
+    """(canonical_key, lead_id, phone_e164, customer_wa_id, merged_into_id) of a conversation."""
+    return conn.execute("SELECT canonical_key, lead_id, phone_e164, customer_wa_id, merged_into_id "
+                        "FROM convkey.whatsapp_conversation WHERE business_id = 1 AND id = %s", (cid,)).fetchone()
+
+
+def _messages(conn, cid):
+    return {r[0] for r in conn.execute("SELECT provider_message_id FROM convkey.whatsapp_message "
+                                       "WHERE business_id = 1 AND conversation_id = %s", (cid,))}
+
+
+def _owned(conn, cid):
+    return {tuple(r) for r in conn.execute("SELECT kind, value FROM convkey.identity "
+                                           "WHERE business_id = 1 AND conversation_id = %s", (cid,))}
+
+
+def _consistent(conn, unresolved: int):
+    """The invariants hold; dedup_health counts the unresolved rows as it counts legacy ones."""
+    from invariants import check_invariants
+
+    assert check_invariants(conn) == []
+    assert conn.execute("SELECT live_without_key, duplicate_keys FROM convkey.dedup_health "
+                        "WHERE business_id = 1").fetchone() == (unresolved, 0)
+
+
 def test_bug_unmerge_of_backfill_merge_won_by_the_legacy_row(plain_dsn):
-    """A backfill merge whose survivor is the legacy row itself cannot be undone: the legacy row owned
-    no identity before the merge, unmerge gives the phone back, _refresh_conversation computes key
-    NULL for a live keyed row and the guard raises 22023. Expected (README: 'undo a merge'): the
-    unmerge succeeds and splits the two again."""
+    """A backfill merge whose survivor is the legacy row itself (which owned no identity before the
+    merge): undone, the phone goes back to the duplicate and the legacy row is unresolved again,
+    with its customer_wa_id and its message; a second backfill and new messages keep them apart."""
+    wa = "972520000001@s.whatsapp.net"
     with psycopg.connect(plain_dsn, autocommit=True) as conn:
-        a = _msg(conn, "972520000001@s.whatsapp.net", "m1", T0)
-        legacy = _legacy(conn, "972520000001@s.whatsapp.net", None, T0 + dt.timedelta(hours=1), "L1")
+        a = _msg(conn, wa, "m1", T0)
+        legacy = _legacy(conn, wa, None, T0 + dt.timedelta(hours=1), "L1")
         run_backfill(plain_dsn, execute=True)
         merge_id, primary, dup = conn.execute(
             "SELECT id, primary_id, duplicate_id FROM convkey.conversation_merge").fetchone()
         assert (primary, dup) == (legacy, a)     # the more recent legacy row survived
         assert conn.execute("SELECT convkey.unmerge(1, %s)", (merge_id,)).fetchone()[0] == a
 
+        assert _row(conn, a) == ("phone:1:+972520000001", None, "+972520000001", wa, None)
+        assert _owned(conn, a) == {("phone", "+972520000001")} and _messages(conn, a) == {"m1"}
+        assert _row(conn, legacy) == (None, None, None, wa, None)
+        assert _owned(conn, legacy) == set() and _messages(conn, legacy) == {"L1"}
+        assert conn.execute("SELECT undone_at IS NOT NULL FROM convkey.conversation_merge").fetchone()[0]
+        _consistent(conn, 1)
 
-@pytest.mark.xfail(strict=True, raises=psycopg.errors.InvalidParameterValue,
-                   reason="SQL bug: unmerge fails with 22023 (identity guard) when the primary keeps no identity")
+        report = run_backfill(plain_dsn, execute=True)    # the separation holds
+        assert [u["conversation_id"] for u in report.unresolvable] == [legacy]
+        assert conn.execute("SELECT count(*) FROM convkey.conversation_merge").fetchone()[0] == 1
+        assert conn.execute("SELECT kind, other_conversation_id, owner_conversation_id, rule "
+                            "FROM convkey.identity_conflict").fetchall() == [("phone", legacy, a, "separated")]
+        assert _row(conn, legacy) == (None, None, None, wa, None)
+        assert _msg(conn, wa, "m2", T0 + dt.timedelta(hours=2)) == a
+        assert _messages(conn, legacy) == {"L1"}
+        _consistent(conn, 1)
+
+
 def test_bug_unmerge_after_the_primarys_lid_moved_away(plain_dsn):
-    """The primary's only own identity (a LID) moved to a newer phone after the merge (rule (b));
-    undoing the merge gives the phone back to the duplicate and the primary owns nothing: 22023.
-    Expected: the unmerge succeeds (the primary keeps its LID-era messages)."""
+    """The primary's only own identity (a LID) moved to a newer phone's person after the merge
+    (rule (b)); undone, the phone goes back to the duplicate and the primary, owning nothing, is
+    unresolved with its LID-era message and its customer_wa_id. A second backfill does not join it
+    to the duplicate again: it joins the conversation its LID belongs to now."""
+    lid_wa = "82399031500001@lid"
     with psycopg.connect(plain_dsn, autocommit=True) as conn:
-        a = _msg(conn, "82399031500001@lid", "m1", T0 + dt.timedelta(minutes=2))
+        a = _msg(conn, lid_wa, "m1", T0 + dt.timedelta(minutes=2))
         b = _msg(conn, "972520000001@s.whatsapp.net", "m2", T0)
         assert conn.execute("SELECT convkey.link_identity(1, '82399031500001@lid', "
                             "'972520000001@s.whatsapp.net')").fetchone()[0] == a
-        c = _msg(conn, "82399031500001@lid", "m3", T0 + dt.timedelta(minutes=3), phone="+972530000001")
+        c = _msg(conn, lid_wa, "m3", T0 + dt.timedelta(minutes=3), phone="+972530000001")
         assert c not in (a, b)                       # the LID moved to the newest phone's person
         merge_id = conn.execute("SELECT id FROM convkey.conversation_merge").fetchone()[0]
         assert conn.execute("SELECT convkey.unmerge(1, %s)", (merge_id,)).fetchone()[0] == b
 
+        assert _row(conn, b) == ("phone:1:+972520000001", None, "+972520000001", "972520000001@s.whatsapp.net", None)
+        assert _owned(conn, b) == {("phone", "+972520000001")} and _messages(conn, b) == {"m2"}
+        assert _row(conn, a) == (None, None, None, lid_wa, None)
+        assert _owned(conn, a) == set() and _messages(conn, a) == {"m1"}
+        assert _owned(conn, c) == {("phone", "+972530000001"), ("lid", "82399031500001")}
+        assert _messages(conn, c) == {"m3"}
+        _consistent(conn, 1)
 
-@pytest.mark.xfail(strict=True, raises=psycopg.errors.CheckViolation,
-                   reason="SQL bug: unmerge fails with 23514 when the restored duplicate has no identity and no wa id")
+        run_backfill(plain_dsn, execute=True)
+        assert _messages(conn, b) == {"m2"} and _row(conn, b)[4] is None
+        assert conn.execute("SELECT primary_id, duplicate_id, reason FROM convkey.conversation_merge "
+                            "WHERE undone_at IS NULL").fetchall() == [(c, a, "backfill")]
+        assert _messages(conn, c) == {"m1", "m3"}
+        _consistent(conn, 0)
+
+
 def test_bug_unmerge_restores_a_legacy_row_with_nothing(plain_dsn):
-    """A legacy row known only by phone_e164 merged by the backfill into a more recent conversation:
-    the merge moved no identity (the row owned none), so unmerge restores it with none;
-    _refresh_conversation clears phone_e164 and ck_whatsapp_conversation_identified fails (23514).
-    Expected: the unmerge succeeds (and the row keeps its legacy phone_e164 or its key)."""
+    """A legacy row known only by phone_e164, merged by the backfill into a more recent
+    conversation: the merge moved no identity (the row owned none), so the row comes back owning
+    none, unresolved, with its legacy phone_e164 (the CHECK that a row names someone holds) and its
+    message. A second backfill leaves it unresolved: the separation holds."""
     with psycopg.connect(plain_dsn, autocommit=True) as conn:
-        _msg(conn, "972520000001@s.whatsapp.net", "m1", T0 + dt.timedelta(hours=1))
+        a = _msg(conn, "972520000001@s.whatsapp.net", "m1", T0 + dt.timedelta(hours=1))
         legacy = _legacy(conn, None, "+972520000001", T0, "L1")
         run_backfill(plain_dsn, execute=True)
         merge_id, dup = conn.execute("SELECT id, duplicate_id FROM convkey.conversation_merge").fetchone()
         assert dup == legacy
         assert conn.execute("SELECT convkey.unmerge(1, %s)", (merge_id,)).fetchone()[0] == legacy
+
+        assert _row(conn, legacy) == (None, None, "+972520000001", None, None)
+        assert _owned(conn, legacy) == set() and _messages(conn, legacy) == {"L1"}
+        assert _row(conn, a)[0] == "phone:1:+972520000001" and _messages(conn, a) == {"m1"}
+        _consistent(conn, 1)
+
+        report = run_backfill(plain_dsn, execute=True)
+        assert [u["conversation_id"] for u in report.unresolvable] == [legacy]
+        assert conn.execute("SELECT count(*) FROM convkey.conversation_merge").fetchone()[0] == 1
+        assert _row(conn, legacy) == (None, None, "+972520000001", None, None)
+        assert _messages(conn, legacy) == {"L1"}
+        # a manual merge may join them again, as after any unmerge
+        assert conn.execute("SELECT convkey.merge_conversations(1, %s, %s)", (a, legacy)).fetchone()[0] == a
+        assert _messages(conn, a) == {"m1", "L1"}
+        _consistent(conn, 0)
