@@ -266,6 +266,18 @@ def test_raise_exception_carries_errcode():
     assert not bad, "RAISE EXCEPTION without USING ERRCODE (callers would only see P0001): " + ", ".join(bad)
 
 
+def test_every_raised_sqlstate_is_listed_for_applications():
+    """runner/convkey/errors.py is the one place listing what the SQL raises on purpose."""
+    import psycopg.errors
+
+    from convkey.errors import SQLSTATES
+
+    names = {m.group(1) for p in SOURCES for m in re.finditer(r"ERRCODE\s*=\s*'([a-z0-9_]+)'", p.read_text())}
+    assert "invalid_parameter_value" in names
+    missing = sorted(n for n in names if psycopg.errors.lookup(n.upper()).sqlstate not in SQLSTATES)
+    assert not missing, f"add these to convkey.errors.SQLSTATES: {missing}"
+
+
 def test_every_function_has_a_comment():
     bad = [f"{rel(p)}: {name}" for p in SOURCES for name in uncommented_routines(p.read_text())]
     assert not bad, "functions without COMMENT ON FUNCTION in the same file:\n" + "\n".join(bad)

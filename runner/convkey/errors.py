@@ -49,6 +49,18 @@ class InvalidState(ConvkeyError):
     sqlstate = "55000"
 
 
+class RetryCall(ConvkeyError):
+    """Concurrent changes kept moving what the call reads; nothing was written: retry it (SQLSTATE 40001)."""
+
+    sqlstate = "40001"
+
+
+class Corrupted(ConvkeyError):
+    """The data breaks an invariant the API keeps, e.g. a cycle of merged_into_id (SQLSTATE XX001)."""
+
+    sqlstate = "XX001"
+
+
 class Conflict(ConvkeyError):
     """A unique rule was violated (SQLSTATE 23505)."""
 
@@ -63,6 +75,8 @@ SQLSTATES: dict[str, tuple[type[ConvkeyError], str]] = {
     "P0002": (NotFound, "no_data_found: the conversation or merge does not exist in that business"),
     "55000": (InvalidState, "object_not_in_prerequisite_state: e.g. undo newer merges first"),
     "23505": (Conflict, "unique_violation"),
+    "40001": (RetryCall, "serialization_failure: the owners of the call's identities did not settle; retry"),
+    "XX001": (Corrupted, "data_corrupted: merged_into_id forms a cycle (edited by hand); see the hint"),
 }
 
 
