@@ -19,13 +19,13 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import get_or_create, phone, profile, proposals, proxy, python_path, webhook
+from bench import backfill, get_or_create, phone, profile, proposals, proxy, python_path, webhook
 from bench.env import REPO, SQL_DIR, BenchEnv, load
 from bench.pgbench import Runner
 from bench.stats import Section
 
 # The order they run in; a new comparison (e.g. the backfill, issue 7 part 3) is one more module.
-MODULES = [webhook, get_or_create, python_path, phone, proposals, profile, proxy]
+MODULES = [webhook, get_or_create, backfill, python_path, phone, proposals, profile, proxy]
 DEFAULT_OUTPUT = REPO / "BENCHMARKS.md"
 
 
@@ -91,6 +91,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument("--smoke", action="store_true",
                    help="tiny sizes (a few seconds): -t 10, 1 repetition, clients 1,2, 200 people")
+    for module in MODULES:  # a module's own options (e.g. --backfill-rows)
+        getattr(module, "add_arguments", lambda parser: None)(p)
     args = p.parse_args(argv)
     if args.smoke:
         args.transactions = args.transactions or 10
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                         checkpoint=not args.smoke)
         ctx = Context(env, runner, args.reps, sorted({int(c) for c in args.clients.split(",")}), args.people,
                       args.phone_inputs, args.python_duration or args.duration, args.smoke, log)
+        ctx.args = args  # modules read their own options from here
         for module in modules:
             log(f"== {module.TITLE}")
             t0 = time.monotonic()

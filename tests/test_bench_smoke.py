@@ -38,7 +38,8 @@ def test_bench_smoke_runs_every_module_and_reports_ratios(pg_server, tmp_path):
     assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-4000:])
     text = report.read_text(encoding="utf-8")
 
-    for title in ("1. Webhook path", "2. Read-mostly get-or-create", "4. Phone normalization", "5. Python path",
+    for title in ("1. Webhook path", "2. Read-mostly get-or-create", "3. Backfill", "4. Phone normalization",
+                  "5. Python path",
                   "Proposals", "Profile"):
         assert f"\n## {title}" in text, title
     assert "**FAILED**" not in text

@@ -1,0 +1,492 @@
+"""Part 3: ``convkey backfill --execute`` over legacy rows, against the set-based floor.
+
+The data (bench/sql/backfill_data.sql, set-based and deterministic) is made once per size in a
+template database: N legacy conversations of people of whom a tenth have 2-3 rows under
+different identifier forms, some LID-only with their LID-phone link recorded by
+convkey.link_identity, leads on 3 people in 10, a few rows per thousand naming nobody, and 5
+messages per conversation. Every repetition clones the template (CREATE DATABASE ... TEMPLATE),
+so each starts from identical data:
+
+- convkey: the real CLI in a subprocess, ``convkey backfill --execute --json --dsn <clone>``:
+  wall time from spawn to exit, the runner's peak RSS and CPU (os.wait4's rusage of that child),
+  each phase's span (convkey.backfill_cursor), and the --json report of what it did. Then cheap
+  checks that it did it right: no message lost, none left in a tombstone, every live
+  conversation keyed or listed unresolvable, one live conversation per person.
+- floor: on another clone, ONE UPDATE (FLOOR_UPDATE below) that computes every row's key with
+  convkey's SQL grammar and writes it, on a copy of the conversations made like convkey's table
+  (the template holds it): no phonenumbers, no identities, no merging, no batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from convkey.migrate import migrate
+
+from bench.env import SQL_DIR
+from bench.pgbench import server_cpu_seconds
+from bench.stats import Check, Section, Summary, Table, ratios
+
+KEY = "backfill"
+TITLE = "3. Backfill: legacy rows resolved and merged"
+
+ROWS, SMALL = 1_000_000, 100_000
+SMOKE_ROWS, SMOKE_SMALL = 2_000, 500
+# One convkey run at 1M rows takes about a quarter of an hour on 2 cores: from this size on, the
+# default repeats convkey once (the floor and the small size keep --reps).
+ONE_REP_FROM = 500_000
+RSS_LIMIT_MB = 300.0
+TARGET = 4.0           # convkey within 4x the floor's wall time
+# "Flat": 100k peak RSS / 1M peak RSS >= 2/3, the 1M peak at most 1.5x the 100k peak. Bounded caches
+# (the runner's phone cache, 65,536 entries) may fill between the two sizes; memory that grows with
+# the rows shows up as 10x.
+FLAT = 2 / 3
+LINK_CHUNK = 1000      # link_identity calls per transaction (each holds a few advisory locks)
+AVG_ROWS_PER_PERSON = 1.15
+
+# The floor: every row's key computed with convkey's grammar in one statement. The lead key when
+# the row has a lead, else the phone or LID that convkey._parse_wa_id reads from customer_wa_id
+# (the function the backfill's identities come from), spelled as the backfill spells keys, and
+# the phone into phone_e164 as the backfill does. Rows the SQL grammar cannot read (human national
+# formats, which convkey normalizes with phonenumbers in the runner, and garbage) keep NULL unless
+# they have a lead; groups and broadcasts get no key. Duplicates get the same key (the copy's
+# (business_id, canonical_key) index is not unique): no identities, no merging.
+FLOOR_UPDATE = r"""
+UPDATE bench_backfill.floor_conversation c
+   SET (canonical_key, phone_e164) = (
+           SELECT CASE WHEN c.lead_id IS NOT NULL THEN format('lead:%s:%s', c.business_id, c.lead_id)
+                       WHEN p.kind = 'pn' THEN format('phone:%s:%s', c.business_id, p.phone_e164)
+                       WHEN p.kind = 'lid' THEN format('lid:%s:%s', c.business_id, p.lid)
+                  END,
+                  p.phone_e164
+             FROM (VALUES (1)) AS one
+             LEFT JOIN LATERAL (SELECT * FROM convkey._parse_wa_id(c.customer_wa_id, 'customer_wa_id')
+                                 WHERE c.customer_wa_id ~ '@|^\s*\+') AS p ON true),
+       updated_at = now()
+ WHERE c.canonical_key IS NULL AND c.merged_into_id IS NULL
+   AND (c.customer_wa_id ~ '@|^\s*\+' OR c.lead_id IS NOT NULL)
+"""
+
+LINKS = """
+SELECT count(convkey.link_identity(1, l.lid_jid, l.phone_jid, 'history'))
+  FROM bench_backfill.link l WHERE l.n BETWEEN %(lo)s AND %(hi)s
+"""
+
+DATASET = """
+SELECT (SELECT count(*) FROM bench_backfill.legacy_row),
+       (SELECT count(DISTINCT p) FROM bench_backfill.legacy_row),
+       (SELECT count(*) FROM (SELECT p FROM bench_backfill.legacy_row GROUP BY p HAVING count(*) > 1) AS m),
+       (SELECT count(*) FROM bench_backfill.legacy_row r
+         WHERE r.form = 5 AND NOT EXISTS (SELECT 1 FROM bench_backfill.legacy_row o WHERE o.p = r.p AND o.form <> 5)),
+       (SELECT count(*) FROM bench_backfill.link),
+       (SELECT count(*) FROM bench_backfill.legacy_row WHERE lead_id IS NOT NULL),
+       (SELECT count(*) FROM bench_backfill.legacy_row WHERE p IS NULL),
+       (SELECT count(*) FROM convkey.whatsapp_message)
+"""
+
+# After a convkey run: the numbers the checks compare (all cheap: counts and index probes).
+VERIFY = """
+SELECT (SELECT count(*) FROM convkey.whatsapp_message),
+       (SELECT count(*) FROM convkey.whatsapp_conversation WHERE merged_into_id IS NULL),
+       (SELECT count(*) FROM convkey.whatsapp_conversation WHERE merged_into_id IS NULL AND canonical_key IS NOT NULL),
+       (SELECT count(*) FROM convkey.whatsapp_conversation c
+         WHERE c.merged_into_id IS NULL AND c.canonical_key IS NULL
+           AND NOT EXISTS (SELECT 1 FROM convkey.backfill_row r WHERE r.business_id = c.business_id
+                              AND r.conversation_id = c.id AND r.status = 'unresolvable')),
+       (SELECT count(*) FROM convkey.whatsapp_conversation c
+         WHERE c.merged_into_id IS NOT NULL
+           AND EXISTS (SELECT 1 FROM convkey.whatsapp_message m
+                        WHERE m.business_id = c.business_id AND m.conversation_id = c.id)),
+       (SELECT count(*) FROM convkey.whatsapp_conversation WHERE merged_into_id IS NOT NULL),
+       (SELECT count(*) FROM convkey.identity)
+"""
+
+PHASES = "SELECT phase, extract(epoch FROM finished_at - started_at) FROM convkey.backfill_cursor"
+
+
+def add_arguments(parser) -> None:
+    """This module's options of ``python -m bench``."""
+    parser.add_argument("--backfill-rows", type=int, default=None,
+                        help=f"part 3: legacy conversations, default {ROWS:,} (--smoke {SMOKE_ROWS:,})")
+    parser.add_argument("--backfill-small", type=int, default=None,
+                        help=f"part 3: the small size (RSS flatness), default {SMALL:,} (--smoke {SMOKE_SMALL:,})")
+    parser.add_argument("--backfill-reps", type=int, default=None,
+                        help=f"part 3: convkey runs at the large size, default --reps below {ONE_REP_FROM:,} "
+                             "rows and 1 from there on")
+
+
+@dataclass
+class Dataset:
+    template: str
+    rows: int
+    people: int = 0
+    multi: int = 0
+    lid_only: int = 0
+    links: int = 0
+    lead_rows: int = 0
+    broken: int = 0
+    messages: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Run:
+    seconds: float
+    rss_mb: float
+    cpu: float
+    server_cpu: float | None
+    phases: dict[str, float]
+    report: dict
+    verified: dict[str, int]
+
+
+@dataclass
+class Point:
+    """Everything measured at one size."""
+
+    data: Dataset
+    convkey: list[Run] = field(default_factory=list)
+    floor: list[float] = field(default_factory=list)
+    floor_server_cpu: list[float] = field(default_factory=list)
+    floor_keyed: int = 0
+
+
+class Databases:
+    """The databases of this module on the bench server, created and dropped by name."""
+
+    def __init__(self, env):
+        self.env = env
+        self.prefix = f"{env.dbname}_bf"
+        self.admin_dsn = env.admin_dsn or make_conninfo(env.dsn, dbname="postgres")
+        self.made: set[str] = set()
+
+    def dsn(self, name: str) -> str:
+        return make_conninfo(self.env.dsn, dbname=name)
+
+    def _admin(self, sql: str) -> None:
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(sql)
+
+    def create(self, name: str, template: str | None = None) -> str:
+        self.drop(name)
+        sql = f'CREATE DATABASE "{name}"'
+        if template:
+            # FILE_COPY: copies the files after a checkpoint instead of WAL-logging every page
+            sql += f' TEMPLATE "{template}" STRATEGY FILE_COPY'
+        for attempt in range(60):
+            try:
+                self._admin(sql)
+                break
+            except psycopg.errors.ObjectInUse:  # a lingering session (autovacuum) on the template
+                if attempt == 59:
+                    raise
+                time.sleep(0.5)
+        self.made.add(name)
+        return name
+
+    def drop(self, name: str) -> None:
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.made.discard(name)
+
+    def freeze(self, name: str) -> None:
+        """No more sessions on a finished template, so clones never wait for one."""
+        self._admin(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+
+    def checkpoint(self) -> None:
+        try:
+            self._admin("CHECKPOINT")
+        except psycopg.Error:
+            pass
+
+    def drop_all(self) -> None:
+        for name in sorted(self.made):
+            self.drop(name)
+
+
+def convkey_command() -> list[str]:
+    script = Path(sys.executable).with_name("convkey")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "convkey"]
+
+
+def data_statements() -> list[str]:
+    text = (SQL_DIR / "backfill_data.sql").read_text(encoding="utf-8")
+    return [s for s in text.split(";\n\n") if s.strip()]
+
+
+def build(ctx, dbs: Databases, base: str, rows: int) -> Dataset:
+    """The template of one size: the legacy rows, their messages and links, the floor's copy."""
+    t0 = time.monotonic()
+    broken = max(3, rows // 1000)
+    people = int((rows - broken) / AVG_ROWS_PER_PERSON) + 1000
+    if people >= 10_000_000:
+        raise ValueError("--backfill-rows: at most about 11 million rows (7-digit phone numbers)")
+    name = dbs.create(f"{dbs.prefix}_{rows}", template=base)
+    params = {"people": people, "rows": rows, "broken": broken}
+    with psycopg.connect(dbs.dsn(name), autocommit=True) as conn:
+        try:  # generated rows are consistent by construction: skip 5 foreign-key checks per row
+            conn.execute("SET session_replication_role = replica")
+        except psycopg.Error:
+            pass
+        for stmt in data_statements():
+            conn.execute(stmt, params)
+        conn.execute("RESET session_replication_role")
+        conn.execute("ANALYZE")
+        n = conn.execute("SELECT count(*) FROM bench_backfill.link").fetchone()[0]
+        for i, lo in enumerate(range(1, n + 1, LINK_CHUNK)):
+            conn.execute(LINKS, {"lo": lo, "hi": lo + LINK_CHUNK - 1})
+            if i in (0, 1, 3) or i % 10 == 9:  # the identity table grows from empty: plans need its size
+                conn.execute("ANALYZE convkey.identity")
+        conn.execute("VACUUM ANALYZE")
+        got = conn.execute(DATASET).fetchone()
+    dbs.freeze(name)
+    data = Dataset(name, *got)
+    data.seconds = time.monotonic() - t0
+    ctx.log(f"    backfill data {rows:,} rows: {data.people:,} people, {data.links:,} links, "
+            f"{data.messages:,} messages in {data.seconds:.0f}s")
+    return data
+
+
+def run_convkey(ctx, dbs: Databases, data: Dataset) -> Run:
+    clone = dbs.create(f"{dbs.prefix}_run", template=data.template)
+    try:
+        dbs.checkpoint()
+        cpu0 = _server_cpu(ctx)
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(convkey_command() + ["backfill", "--execute", "--json", "--dsn", dbs.dsn(clone)],
+                                    stdout=out, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: peak RSS and CPU
+            seconds = time.perf_counter() - t0
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            cpu1 = _server_cpu(ctx)
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
+        if proc.returncode not in (0, 1):  # 1: finished, unresolvable rows remain (the broken rows)
+            raise RuntimeError(f"convkey backfill exited {proc.returncode}: {stderr.strip()[-2000:]}")
+        report = json.loads(stdout)
+        with psycopg.connect(dbs.dsn(clone), autocommit=True) as conn:
+            phases = {p: float(s) for p, s in conn.execute(PHASES).fetchall() if s is not None}
+            verified = verify(conn, data, report)
+    finally:
+        dbs.drop(clone)
+    return Run(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
+               None if cpu0 is None or cpu1 is None else cpu1 - cpu0, phases, report, verified)
+
+
+def verify(conn, data: Dataset, report: dict) -> dict[str, int]:
+    """Cheap checks of the result; raises when the backfill lost or misplaced anything."""
+    messages, live, keyed, unlisted, tombstones_with_messages, tombstones, identities = conn.execute(VERIFY).fetchone()
+    problems = []
+    if messages != data.messages:
+        problems.append(f"{data.messages - messages} messages lost")
+    if unlisted:
+        problems.append(f"{unlisted} live conversations neither keyed nor listed unresolvable")
+    if tombstones_with_messages:
+        problems.append(f"{tombstones_with_messages} merged-away conversations still hold messages")
+    if keyed != data.people or live - keyed != data.broken or report["unresolvable"] != data.broken:
+        problems.append(f"{keyed} keyed live conversations for {data.people} people, {live - keyed} unkeyed "
+                        f"and {report['unresolvable']} reported unresolvable for {data.broken} rows naming nobody")
+    if problems:
+        raise RuntimeError("backfill result is wrong: " + "; ".join(problems))
+    return {"messages": messages, "live": live, "keyed": keyed, "tombstones": tombstones, "identities": identities}
+
+
+def run_floor(ctx, dbs: Databases, data: Dataset) -> tuple[float, float | None, int]:
+    clone = dbs.create(f"{dbs.prefix}_floor", template=data.template)
+    try:
+        with psycopg.connect(dbs.dsn(clone), autocommit=True) as conn:
+            conn.execute("SELECT 1")
+            dbs.checkpoint()
+            cpu0 = _server_cpu(ctx)
+            t0 = time.perf_counter()
+            conn.execute(FLOOR_UPDATE)
+            seconds = time.perf_counter() - t0
+            cpu1 = _server_cpu(ctx)
+            keyed = conn.execute("SELECT count(canonical_key) FROM bench_backfill.floor_conversation").fetchone()[0]
+    finally:
+        dbs.drop(clone)
+    return seconds, None if cpu0 is None or cpu1 is None else cpu1 - cpu0, keyed
+
+
+def _server_cpu(ctx) -> float | None:
+    cluster = ctx.env.cluster
+    return server_cpu_seconds(cluster.datadir) if cluster is not None else None
+
+
+def sizes(ctx) -> tuple[int, int, int]:
+    args = getattr(ctx, "args", None)
+    large = getattr(args, "backfill_rows", None) or (SMOKE_ROWS if ctx.smoke else ROWS)
+    small = getattr(args, "backfill_small", None) or (SMOKE_SMALL if ctx.smoke else SMALL)
+    reps = getattr(args, "backfill_reps", None) or (1 if large >= ONE_REP_FROM else ctx.reps)
+    return min(small, large), large, reps
+
+
+def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int) -> Point:
+    point = Point(data)
+    for rep in range(max(reps, floor_reps)):
+        order = ["convkey", "floor"] if rep % 2 == 0 else ["floor", "convkey"]
+        for side in order:
+            if side == "convkey" and rep < reps:
+                point.convkey.append(run_convkey(ctx, dbs, data))
+            elif side == "floor" and rep < floor_reps:
+                seconds, cpu, point.floor_keyed = run_floor(ctx, dbs, data)
+                point.floor.append(seconds)
+                if cpu is not None:
+                    point.floor_server_cpu.append(cpu)
+        done = point.convkey[-1] if rep < reps else None
+        ctx.log(f"    backfill {data.rows:,} rows rep {rep + 1}: "
+                + (f"convkey {done.seconds:.1f}s (peak RSS {done.rss_mb:.0f} MB), " if done else "")
+                + (f"floor {point.floor[-1]:.1f}s" if rep < floor_reps else ""))
+    return point
+
+
+def run(ctx) -> Section:
+    small, large, large_reps = sizes(ctx)
+    dbs = Databases(ctx.env)
+    try:
+        base = dbs.create(f"{dbs.prefix}_base")
+        migrate(dbs.dsn(base))
+        dbs.freeze(base)
+        points = []
+        for rows, reps in ((small, ctx.reps), (large, large_reps)) if small < large else ((large, large_reps),):
+            data = build(ctx, dbs, base, rows)
+            points.append(measure(ctx, dbs, data, reps, ctx.reps))
+            dbs.drop(data.template)
+    finally:
+        dbs.drop_all()
+    return report(ctx, points, large_reps)
+
+
+def _mb(values: list[float]) -> str:
+    s = Summary(values)
+    return f"{s.median:,.0f} ({s.min:,.0f}-{s.max:,.0f})"
+
+
+def _secs(values: list[float]) -> str:
+    s = Summary(values)
+    return f"{s.median:,.1f} ({s.min:,.1f}-{s.max:,.1f})"
+
+
+def report(ctx, points: list[Point], large_reps: int) -> Section:
+    heads = ["median (min-max)"] + [f"{p.data.rows:,} rows" for p in points]
+    conv_s = {p.data.rows: [r.seconds for r in p.convkey] for p in points}
+    main_rows = [
+        ["convkey backfill --execute, wall s"] + [_secs(conv_s[p.data.rows]) for p in points],
+        ["floor (one UPDATE), wall s"] + [_secs(p.floor) for p in points],
+        ["convkey rows/s"] + [Summary([p.data.rows / s for s in conv_s[p.data.rows]]).rate() for p in points],
+        ["floor rows/s"] + [Summary([p.data.rows / s for s in p.floor]).rate() for p in points],
+        ["convkey / floor, wall time"] + [_paired(conv_s[p.data.rows], p.floor).ratio() for p in points],
+        ["  resolve phase, s"] + [_secs([r.phases.get("resolve", 0) for r in p.convkey]) for p in points],
+        ["  merge phase, s"] + [_secs([r.phases.get("merge", 0) for r in p.convkey]) for p in points],
+        ["  runner CPU (user+sys), s"] + [_secs([r.cpu for r in p.convkey]) for p in points],
+    ]
+    if all(r.server_cpu is not None for p in points for r in p.convkey) and all(p.floor_server_cpu for p in points):
+        main_rows += [
+            ["  server CPU, convkey, s"] + [_secs([r.server_cpu for r in p.convkey]) for p in points],
+            ["  server CPU, floor, s"] + [_secs(p.floor_server_cpu) for p in points],
+        ]
+    main_rows += [
+        ["runner peak RSS, MB"] + [_mb([r.rss_mb for r in p.convkey]) for p in points],
+        ["repetitions convkey / floor"] + [f"{len(p.convkey)} / {len(p.floor)}" for p in points],
+    ]
+    tables = [Table(heads, main_rows)]
+
+    big = points[-1]
+    r0 = big.convkey[0].report
+    merge = r0.get("merge_outcomes", {})
+    did = [
+        ["legacy rows read", f"{r0['rows_read']:,}"],
+        ["keyed in the resolve phase (set-based)", ", ".join(f"{k} {n:,}" for k, n in r0["resolved_by_kind"].items())],
+        ["deferred to the merge phase (share an identity)", f"{r0['deferred_to_merge']:,}"],
+        ["merge phase outcomes", ", ".join(f"{k} {n:,}" for k, n in merge.items()) or "none"],
+        ["duplicate groups merged / messages moved", f"{len(r0['duplicate_groups']):,} / {r0['messages_moved']:,}"],
+        ["unresolvable (listed with the reason)", f"{r0['unresolvable']:,}"],
+        ["after: messages (before: the same)", f"{big.convkey[0].verified['messages']:,}"],
+        ["after: live conversations, keyed / people in the data",
+         f"{big.convkey[0].verified['keyed']:,} / {big.data.people:,}"],
+        ["after: tombstones / identities", f"{big.convkey[0].verified['tombstones']:,} / "
+                                           f"{big.convkey[0].verified['identities']:,}"],
+        ["floor: rows given a key", f"{big.floor_keyed:,} of {big.data.rows:,}"],
+    ]
+    tables.append(Table([f"what the backfill did ({big.data.rows:,} rows, first run, its --json report)", ""], did))
+    tables.append(Table(["data set"] + [f"{p.data.rows:,} rows" for p in points], [
+        ["people / with 2-3 rows / LID-only"] + [f"{p.data.people:,} / {p.data.multi:,} / {p.data.lid_only:,}"
+                                                   for p in points],
+        ["LID-phone links recorded (link_identity)"] + [f"{p.data.links:,}" for p in points],
+        ["rows with a lead / naming nobody"] + [f"{p.data.lead_rows:,} / {p.data.broken:,}" for p in points],
+        ["messages"] + [f"{p.data.messages:,}" for p in points],
+        ["template built in, s"] + [f"{p.data.seconds:,.0f}" for p in points],
+    ]))
+
+    checks = [Check(f"floor / convkey wall time at {big.data.rows:,} rows (convkey within {TARGET:g}x the floor)",
+                    _paired(big.floor, conv_s[big.data.rows]), 1 / TARGET)]
+    for p in points:
+        checks.append(Check(f"{RSS_LIMIT_MB:g} MB / runner peak RSS at {p.data.rows:,} rows",
+                            Summary([RSS_LIMIT_MB / r.rss_mb for r in p.convkey]), 1.0))
+    if len(points) == 2:
+        flat = Summary([Summary([r.rss_mb for r in points[0].convkey]).median / r.rss_mb for r in big.convkey])
+        checks.append(Check(f"peak RSS at {points[0].data.rows:,} / at {big.data.rows:,} rows (flat)", flat, FLAT))
+
+    reps_text = (f"convkey ran {'once' if large_reps == 1 else f'{large_reps} times'} at {big.data.rows:,} rows"
+                 + (f" (one run takes about a quarter of an hour on 2 cores, so the default repeats it once from "
+                    f"{ONE_REP_FROM:,} rows; the floor and the {points[0].data.rows:,}-row point are repeated "
+                    f"{ctx.reps} times, and the ratio's range there is the floor's)" if large_reps == 1 < ctx.reps
+                    else "") + ".")
+    text = (
+        "Legacy conversations made set-based in a template database (bench/sql/backfill_data.sql): a tenth of "
+        "the people have 2-3 rows under different identifier forms (phone JID, device JID, +E164, national "
+        "format, c.us, LID JID), one in 20 of the others is LID-only, every person with a LID row has its "
+        "LID-phone link recorded with convkey.link_identity (a history sync), 3 in 10 have a lead, 1 row in "
+        "1,000 names nobody (groups, broadcasts, garbage), 5 messages per conversation written in time order; "
+        "then VACUUM ANALYZE. Each run gets its own clone of the template (CREATE DATABASE ... TEMPLATE), "
+        "after a CHECKPOINT. **convkey**: `convkey backfill --execute --json --dsn <clone>` in a subprocess "
+        "(default batch size), wall time from spawn to exit; peak RSS and CPU are that child's rusage "
+        "(os.wait4); phase spans from convkey.backfill_cursor. After each run the clone is checked: every "
+        "message kept and none in a merged-away conversation, every live conversation keyed or listed "
+        "unresolvable, one live conversation per person. **floor**: one UPDATE on a copy of the conversations "
+        "(same columns, checks and indexes, but (business_id, canonical_key) not unique, no triggers): each "
+        "row's key from convkey._parse_wa_id (the lead key when it has a lead) and its phone, in one "
+        "transaction; it does not normalize human formats (phonenumbers), writes no identities and merges "
+        "nothing. The target reads \"convkey <= 4x the floor\", checked as floor / convkey >= 0.25; peak RSS "
+        "< 300 MB as 300 MB / peak >= 1, and flat as the small size's peak / the large size's >= 0.67 (bounded "
+        "caches may fill in between; what grows with the rows shows as 10x). "
+        + reps_text)
+    section = Section(KEY, TITLE, text, tables, checks)
+    if not checks[0].met:
+        section.findings.append(where_the_time_goes(big))
+    return section
+
+
+def where_the_time_goes(point: Point) -> str:
+    """The phase split of the first large run, for a missed target."""
+    run0 = point.convkey[0]
+    resolve, merge = run0.phases.get("resolve", 0.0), run0.phases.get("merge", 0.0)
+    deferred = run0.report["deferred_to_merge"]
+    per_row = f", {merge / deferred * 1000:.1f} ms per row" if deferred else ""
+    return (f"Where the time goes ({point.data.rows:,} rows, first run): resolve phase {resolve:,.0f} s for "
+            f"{run0.report['rows_read']:,} rows ({resolve / max(run0.report['rows_read'], 1) * 1e6:,.0f} us per row), "
+            f"merge phase {merge:,.0f} s for {deferred:,} deferred rows, one transaction each{per_row}; "
+            f"the runner itself used {run0.cpu:,.0f} s of CPU.")
+
+
+def _paired(numerator: list[float], denominator: list[float]) -> Summary:
+    """Per-repetition ratios; with one run on a side, that run against each of the other's."""
+    if len(numerator) == len(denominator):
+        return ratios(numerator, denominator)
+    if len(numerator) == 1:
+        return Summary([numerator[0] / d for d in denominator if d > 0])
+    if len(denominator) == 1:
+        return Summary([n / denominator[0] for n in numerator])
+    k = min(len(numerator), len(denominator))
+    return ratios(numerator[:k], denominator[:k])
