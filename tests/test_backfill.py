@@ -39,11 +39,15 @@ def test_dry_run_writes_nothing_and_matches_execute(db_dsn):
     outcome = run_backfill(db_dsn, execute=True, batch_size=37)
     assert plan.plan() == outcome.plan()
     assert outcome.groups and outcome.messages_moved > 0
-    assert len(outcome.unresolvable) == legacy.unresolvable_rows
+    assert outcome.unresolvable_count == legacy.unresolvable_rows
+    assert len(outcome.unresolvable) == min(legacy.unresolvable_rows, 20)  # a sample; the rest stays listed in the table
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         check_one_conversation_per_person(conn, legacy)
         audit = conn.execute("SELECT count(*) FROM convkey.conversation_merge WHERE reason = 'backfill'").fetchone()[0]
-        assert audit == sum(len(g["duplicates"]) for g in outcome.groups)
+        assert audit == outcome.duplicates_merged >= sum(len(g["duplicates"]) for g in outcome.groups)
+        groups = conn.execute("SELECT count(DISTINCT primary_id) FROM convkey.conversation_merge "
+                              "WHERE reason = 'backfill'").fetchone()[0]
+        assert outcome.group_count == groups and len(outcome.groups) == min(groups, 20)
         # legacy directions were stored as in/out
         assert {r[0] for r in conn.execute("SELECT DISTINCT direction FROM convkey.whatsapp_message")} <= {"in", "out"}
 
@@ -60,7 +64,7 @@ def test_rerun_is_a_no_op_and_exit_codes(db_dsn):
     again = cli(db_dsn, "--execute", "--json")
     assert again.returncode == 1
     second = json.loads(again.stdout)
-    assert second["resolved_by_kind"] == {} and second["duplicate_groups"] == [] and second["merge_outcomes"] == {}
+    assert second["resolved_by_kind"] == {} and second["duplicate_groups"] == 0 and second["merge_outcomes"] == {}
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         assert data_checksums(conn) == before
     # the dry run's text report names the unresolvable rows with masked identifiers
@@ -243,3 +247,15 @@ def test_backfill_keeps_an_unmerged_legacy_row_apart_even_through_its_lead(db_ds
                             "FROM convkey.identity_conflict").fetchall() == [("lead", "10", row, a, "separated", 1)]
         changed = {k for k, v in data_checksums(conn).items() if before[k] != v}
         assert changed == {"identity_conflict", "backfill_row"}
+
+
+def test_a_resolve_batch_leaves_the_sessions_plan_cache_mode_as_it_was(db_conn):
+    """The batch statement is planned per batch (force_custom_plan); the caller's setting comes back."""
+    cid = db_conn.execute("INSERT INTO convkey.whatsapp_conversation (business_id, customer_wa_id) "
+                          "VALUES (1, '972520000001@s.whatsapp.net') RETURNING id").fetchone()[0]
+    with db_conn.transaction():
+        db_conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        done = db_conn.execute("SELECT convkey._backfill_resolve_batch(1, ARRAY[1]::bigint[], ARRAY[%s]::bigint[], "
+                               "ARRAY[NULL]::text[], ARRAY[NULL]::text[], ARRAY[NULL]::text[])", (cid,)).fetchone()[0]
+        assert done["read"] == 1 and done["resolved"] == {"phone": 1}
+        assert db_conn.execute("SHOW plan_cache_mode").fetchone()[0] == "force_generic_plan"
