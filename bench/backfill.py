@@ -410,7 +410,7 @@ def report(ctx, points: list[Point], large_reps: int) -> Section:
         ["keyed in the resolve phase (set-based)", ", ".join(f"{k} {n:,}" for k, n in r0["resolved_by_kind"].items())],
         ["deferred to the merge phase (share an identity)", f"{r0['deferred_to_merge']:,}"],
         ["merge phase outcomes", ", ".join(f"{k} {n:,}" for k, n in merge.items()) or "none"],
-        ["duplicate groups merged / messages moved", f"{len(r0['duplicate_groups']):,} / {r0['messages_moved']:,}"],
+        ["duplicate groups merged / messages moved", f"{r0['duplicate_groups']:,} / {r0['messages_moved']:,}"],
         ["unresolvable (listed with the reason)", f"{r0['unresolvable']:,}"],
         ["after: messages (before: the same)", f"{big.convkey[0].verified['messages']:,}"],
         ["after: live conversations, keyed / people in the data",

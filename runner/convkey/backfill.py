@@ -51,8 +51,14 @@ class Report:
     resolved: dict[str, int] = field(default_factory=dict)
     deferred: int = 0
     merge: dict[str, int] = field(default_factory=dict)
+    # Totals come from the database; the lists are samples (the first SAMPLE, in key order), so the
+    # runner's memory does not grow with the data. The whole lists: convkey.conversation_merge
+    # (reason 'backfill') and convkey.backfill_row (status 'unresolvable').
+    group_count: int = 0
+    duplicates_merged: int = 0
     groups: list[dict[str, Any]] = field(default_factory=list)
     messages_moved: int = 0
+    unresolvable_count: int = 0
     unresolvable: list[dict[str, Any]] = field(default_factory=list)
     retries: int = 0
     seconds: float = 0.0
@@ -65,10 +71,12 @@ class Report:
             "resolved_by_kind": dict(sorted(self.resolved.items())),
             "deferred_to_merge": self.deferred,
             "merge_outcomes": dict(sorted(self.merge.items())),
-            "duplicate_groups": self.groups,
+            "duplicate_groups": self.group_count,
+            "duplicates_merged": self.duplicates_merged,
+            "duplicate_groups_sample": self.groups,
             "messages_moved": self.messages_moved,
-            "unresolvable": len(self.unresolvable),
-            "unresolvable_sample": self.unresolvable[:SAMPLE],
+            "unresolvable": self.unresolvable_count,
+            "unresolvable_sample": self.unresolvable,
             "retries": self.retries,
             "seconds": round(self.seconds, 3),
         }
@@ -199,11 +207,15 @@ class Backfill:
             self.merge_phase()
         else:
             self.report.deferred = self.q("backfill_deferred_count", business_id=self.business_id)[0]["n"]
-        for g in self.q("backfill_merges_since", after_id=first_merge, business_id=self.business_id):
+        totals = self.q("backfill_merge_totals", after_id=first_merge, business_id=self.business_id)[0]
+        self.report.group_count = totals["groups"]
+        self.report.duplicates_merged = totals["duplicates"]
+        self.report.messages_moved = int(totals["messages_moved"])
+        for g in self.q("backfill_merges_since", after_id=first_merge, business_id=self.business_id, limit=SAMPLE):
             self.report.groups.append({"business_id": g["business_id"], "primary": g["primary_id"],
                                        "duplicates": g["duplicates"], "messages_moved": int(g["messages_moved"])})
-            self.report.messages_moved += int(g["messages_moved"])
-        for u in self.q("backfill_unresolvable", business_id=self.business_id):
+        self.report.unresolvable_count = self.q("backfill_unresolvable_count", business_id=self.business_id)[0]["n"]
+        for u in self.q("backfill_unresolvable", business_id=self.business_id, limit=SAMPLE):
             self.report.unresolvable.append({
                 "business_id": u["business_id"], "conversation_id": u["conversation_id"], "reason": u["reason"],
                 "customer_wa_id": mask(u["customer_wa_id"]) if u["customer_wa_id"] else None,
@@ -258,12 +270,14 @@ def print_report(report: Report, out: TextIO = sys.stdout, as_json: bool = False
     w(f"  sharing an identity:     {d['deferred_to_merge']} (merge phase)\n")
     for outcome, n in d["merge_outcomes"].items():
         w(f"    {outcome:<22} {n}\n")
-    w(f"  duplicate groups merged: {len(d['duplicate_groups'])}, messages moved: {d['messages_moved']}\n")
-    for g in d["duplicate_groups"][:SAMPLE]:
+    w(f"  duplicate groups merged: {d['duplicate_groups']} ({d['duplicates_merged']} rows), "
+      f"messages moved: {d['messages_moved']}\n")
+    for g in d["duplicate_groups_sample"]:
         w(f"    business {g['business_id']}: primary {g['primary']} <- {g['duplicates']} "
           f"({g['messages_moved']} messages)\n")
-    if len(d["duplicate_groups"]) > SAMPLE:
-        w(f"    ... {len(d['duplicate_groups']) - SAMPLE} more (--json lists all)\n")
+    if d["duplicate_groups"] > len(d["duplicate_groups_sample"]):
+        w(f"    ... {d['duplicate_groups'] - len(d['duplicate_groups_sample'])} more "
+          "(convkey.conversation_merge, reason 'backfill')\n")
     w(f"  unresolvable rows:       {d['unresolvable']}\n")
     for u in d["unresolvable_sample"]:
         w(f"    business {u['business_id']} conversation {u['conversation_id']}: {u['reason']} "
@@ -273,4 +287,4 @@ def print_report(report: Report, out: TextIO = sys.stdout, as_json: bool = False
 
 def exit_code(report: Report) -> int:
     """0 done; 1 finished but unresolvable rows remain."""
-    return 1 if report.unresolvable else 0
+    return 1 if report.unresolvable_count else 0

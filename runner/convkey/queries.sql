@@ -106,6 +106,13 @@ CALL convkey._backfill_merge_batch(%(scope)s, %(business_ids)s, %(ids)s, %(commi
 -- backfill_max_merge_id --
 SELECT coalesce(max(id), 0) AS id FROM convkey.conversation_merge
 
+-- backfill_merge_totals --
+SELECT count(DISTINCT (m.business_id, m.primary_id)) AS groups, count(*) AS duplicates,
+       coalesce(sum(cardinality(m.moved_message_ids)), 0) AS messages_moved
+  FROM convkey.conversation_merge m
+ WHERE m.id > %(after_id)s AND m.reason = 'backfill'
+   AND (%(business_id)s::bigint IS NULL OR m.business_id = %(business_id)s)
+
 -- backfill_merges_since --
 SELECT m.business_id, m.primary_id, array_agg(m.duplicate_id ORDER BY m.duplicate_id) AS duplicates,
        sum(cardinality(m.moved_message_ids)) AS messages_moved
@@ -113,6 +120,11 @@ SELECT m.business_id, m.primary_id, array_agg(m.duplicate_id ORDER BY m.duplicat
  WHERE m.id > %(after_id)s AND m.reason = 'backfill'
    AND (%(business_id)s::bigint IS NULL OR m.business_id = %(business_id)s)
  GROUP BY m.business_id, m.primary_id ORDER BY m.business_id, m.primary_id
+ LIMIT %(limit)s
+
+-- backfill_unresolvable_count --
+SELECT count(*) AS n FROM convkey.backfill_row r
+ WHERE r.status = 'unresolvable' AND (%(business_id)s::bigint IS NULL OR r.business_id = %(business_id)s)
 
 -- backfill_unresolvable --
 SELECT r.business_id, r.conversation_id, r.reason, c.customer_wa_id, c.phone_e164, c.lead_id
@@ -120,6 +132,7 @@ SELECT r.business_id, r.conversation_id, r.reason, c.customer_wa_id, c.phone_e16
   JOIN convkey.whatsapp_conversation c ON c.business_id = r.business_id AND c.id = r.conversation_id
  WHERE r.status = 'unresolvable' AND (%(business_id)s::bigint IS NULL OR r.business_id = %(business_id)s)
  ORDER BY r.business_id, r.conversation_id
+ LIMIT %(limit)s
 
 -- set_push_name --
 SELECT convkey.set_push_name(%(business_id)s, %(conversation_id)s, %(push_name)s)
