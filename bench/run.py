@@ -19,13 +19,13 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import backfill, get_or_create, phone, profile, proposals, proxy, python_path, webhook
+from bench import backfill, get_or_create, history, phone, profile, proposals, proxy, python_path, webhook
 from bench.env import REPO, SQL_DIR, BenchEnv, load
 from bench.pgbench import Runner
 from bench.stats import Section
 
 # The order they run in; a new comparison (e.g. the backfill, issue 7 part 3) is one more module.
-MODULES = [webhook, get_or_create, backfill, python_path, phone, proposals, profile, proxy]
+MODULES = [webhook, get_or_create, history, backfill, python_path, phone, proposals, profile, proxy]
 DEFAULT_OUTPUT = REPO / "BENCHMARKS.md"
 
 

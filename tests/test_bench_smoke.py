@@ -40,7 +40,7 @@ def test_bench_smoke_runs_every_module_and_reports_ratios(pg_server, tmp_path):
 
     for title in ("1. Webhook path", "2. Read-mostly get-or-create", "3. Backfill", "4. Phone normalization",
                   "5. Python path",
-                  "Proposals", "Profile"):
+                  "Proposals", "Profile", "Before/after"):
         assert f"\n## {title}" in text, title
     assert "**FAILED**" not in text
     # every comparison produced a ratio (median with min-max)
