@@ -98,6 +98,8 @@ def functiondef(env, name: str) -> str:
 
 # --- P1 --------------------------------------------------------------------------------------
 def _p1(env) -> list[str]:
+    if "_phone_length_masks" in functiondef(env, "convkey._phone_digits_possible(text)"):
+        raise NotApplicable("landed: the generated _phone_digits_possible reads convkey._phone_length_masks()")
     masks = env.value("""
         SELECT array_agg(CASE WHEN convkey._phone_country_code(cc::text || '000000000') = cc
                               THEN coalesce((SELECT sum(1::bigint << l) FROM unnest(convkey._phone_possible_lengths(cc)) AS l), 0)
