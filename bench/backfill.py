@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 
 from convkey.migrate import migrate
 
@@ -167,11 +166,11 @@ class Databases:
     def __init__(self, env):
         self.env = env
         self.prefix = f"{env.dbname}_bf"
-        self.admin_dsn = env.admin_dsn or make_conninfo(env.dsn, dbname="postgres")
+        self.admin_dsn = env.admin_dsn or env.dsn_for("postgres")
         self.made: set[str] = set()
 
     def dsn(self, name: str) -> str:
-        return make_conninfo(self.env.dsn, dbname=name)
+        return self.env.dsn_for(name)
 
     def _admin(self, sql: str) -> None:
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:

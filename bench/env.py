@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from convkey.embedded import EmbeddedCluster, find_bindir
 from convkey.migrate import migrate
@@ -57,14 +57,16 @@ class BenchEnv:
             with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
                 conn.execute(f'CREATE DATABASE "{self.dbname}"')
-            params = conninfo_to_dict(self.admin_dsn)
-            params["dbname"] = self.dbname
-            self.dsn = make_conninfo(**params)
+            self.dsn = make_conninfo(self.admin_dsn, dbname=self.dbname)
             self.log(f"bench database {self.dbname} on the given server")
         t0 = time.monotonic()
         migrate(self.dsn)
         self.log(f"migrated with convkey migrate in {time.monotonic() - t0:.1f}s")
         return self
+
+    def dsn_for(self, dbname: str) -> str:
+        """The bench server's DSN for another of its databases."""
+        return make_conninfo(self.dsn, dbname=dbname)
 
     def close(self) -> None:
         if self._conn is not None:

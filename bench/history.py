@@ -18,8 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.pgbench import Workload, cpu_ratio, cpu_table, warm_up
-from bench.proxy import _dsn, _Target
+from bench.pgbench import Target, Workload, cpu_ratio, cpu_table, warm_up
 from bench.stats import Section, Summary, Table, ratios
 from convkey.migrate import migrate
 
@@ -73,7 +72,7 @@ def run(ctx) -> Section:
                                        "(the benchmark runs from a git checkout of the repository).")
         _drop(env)
         try:
-            dsn = {label: _dsn(env.dsn, name) for label, name in NAMES.items()}
+            dsn = {label: env.dsn_for(name) for label, name in NAMES.items()}
             for label, name in NAMES.items():
                 env.sql(f'CREATE DATABASE "{name}"')
                 migrate(dsn[label], dirs=dirs if label == "before" else None)
@@ -93,7 +92,7 @@ def _measure(ctx, dsn: dict[str, str]) -> Section:
              ("goc", "get_or_create, existing person", "goc_convkey.sql")]
     ws = [Workload(f"{k}:{label}", f"{text}: {BASELINE_REV if label == 'before' else 'working tree'}", script,
                    defines) for k, text, script in kinds for label in ("before", "after")]
-    target = _Target(ctx.env)
+    target = Target(ctx.env)
     saved = ctx.runner.env
     ctx.runner.env = target
     levels = sorted({c for c in ctx.clients if c in (1, max(ctx.clients))})

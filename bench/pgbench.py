@@ -44,6 +44,26 @@ class Workload:
         return p if p.is_absolute() else SCRIPTS_DIR / p
 
 
+@dataclass
+class Target:
+    """The bench env with its DSN switched per run, for a module that runs pgbench against other
+    databases of the bench server (pgbench runs against ``dsn``)."""
+
+    env: object
+    dsn: str = ""
+
+    @property
+    def bindir(self):
+        return self.env.bindir
+
+    @property
+    def cluster(self):
+        return self.env.cluster
+
+    def checkpoint(self) -> None:
+        self.env.checkpoint()
+
+
 def server_cpu_seconds(datadir) -> float | None:
     """CPU seconds used so far by a local cluster: the postmaster (with its reaped children, so
     backends that already exited count) plus every live child. None when it cannot be read."""

@@ -11,12 +11,9 @@ measures what the extra hop costs, not what more machines would add.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bench.pgbench import Workload, cpu_ratio, cpu_table, warm_up
+from bench.pgbench import Target, Workload, cpu_ratio, cpu_table, warm_up
 from bench.stats import Section, Summary, Table, ratios
 from convkey import shards
 from convkey.migrate import migrate
@@ -34,31 +31,6 @@ SELECT count(*) FROM generate_series(1, %(people)s) p,
 """
 
 
-@dataclass
-class _Target:
-    """The bench env with a DSN switched per run (pgbench runs against ``dsn``)."""
-
-    env: object
-    dsn: str = ""
-
-    @property
-    def bindir(self):
-        return self.env.bindir
-
-    @property
-    def cluster(self):
-        return self.env.cluster
-
-    def checkpoint(self) -> None:
-        self.env.checkpoint()
-
-
-def _dsn(base: str, dbname: str) -> str:
-    params = conninfo_to_dict(base)
-    params["dbname"] = dbname
-    return make_conninfo(**params)
-
-
 def _drop(env) -> None:
     for name in NAMES:
         env.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -74,7 +46,7 @@ def run(ctx) -> Section:
     try:
         for name in NAMES:
             env.sql(f'CREATE DATABASE "{name}"')
-        direct, a, b, proxy = (_dsn(env.dsn, n) for n in NAMES)
+        direct, a, b, proxy = (env.dsn_for(n) for n in NAMES)
         migrate(direct)
         shards.add_shard(proxy, a, partitions_count=PARTITIONS)
         shards.add_shard(proxy, b)
@@ -97,7 +69,7 @@ def _measure(ctx, direct: str, proxy: str, people: int) -> Section:
     ws = [Workload("proxy_direct", "one database, directly", "proxy_record_message.sql", defines),
           Workload("proxy_proxy", "through the proxy (2 shards)", "proxy_record_message.sql", defines)]
     dsn_of = {"proxy_direct": direct, "proxy_proxy": proxy}
-    target = _Target(ctx.env)
+    target = Target(ctx.env)
     saved = ctx.runner.env
     ctx.runner.env = target
     try:
