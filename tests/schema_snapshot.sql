@@ -680,65 +680,96 @@ COMMENT ON FUNCTION convkey._mask(p_value text) IS 'Internal: mask an identifier
 CREATE FUNCTION convkey._merge_conversations(p_business_id bigint, p_primary_id bigint, p_duplicate_id bigint, p_reason text, p_triggered_by jsonb DEFAULT '{}'::jsonb) RETURNS bigint
     LANGUAGE plpgsql
     AS $$
-DECLARE
-    v_primary    convkey.whatsapp_conversation%ROWTYPE;
-    v_duplicate  convkey.whatsapp_conversation%ROWTYPE;
-    v_messages   bigint[];
-    v_identities jsonb;
-    v_merge_id   bigint;
 BEGIN
-    SELECT * INTO v_primary FROM convkey.whatsapp_conversation c
-     WHERE c.business_id = p_business_id AND c.id = p_primary_id;
-    SELECT * INTO v_duplicate FROM convkey.whatsapp_conversation c
-     WHERE c.business_id = p_business_id AND c.id = p_duplicate_id;
-
-    WITH moved AS (
-        UPDATE convkey.whatsapp_message m SET conversation_id = p_primary_id
-         WHERE m.business_id = p_business_id AND m.conversation_id = p_duplicate_id
-        RETURNING m.id)
-    SELECT coalesce(array_agg(moved.id ORDER BY moved.id), '{}') INTO v_messages FROM moved;
-
-    WITH moved AS (
-        UPDATE convkey.identity i SET conversation_id = p_primary_id, updated_at = now()
-         WHERE i.business_id = p_business_id AND i.conversation_id = p_duplicate_id
-        RETURNING i.kind, i.value)
-    SELECT coalesce(jsonb_agg(jsonb_build_object('kind', moved.kind, 'value', moved.value)
-                              ORDER BY moved.kind, moved.value), '[]')
-      INTO v_identities FROM moved;
-
-    UPDATE convkey.whatsapp_conversation c
-       SET canonical_key = NULL, merged_into_id = p_primary_id, is_open = false,
-           summary_created = true, updated_at = now()
-     WHERE c.business_id = p_business_id AND c.id = p_duplicate_id;
-
-    UPDATE convkey.whatsapp_conversation c
-       SET push_name = coalesce(c.push_name, v_duplicate.push_name),
-           customer_wa_id = coalesce(c.customer_wa_id, v_duplicate.customer_wa_id),
-           lead_name = coalesce(c.lead_name, v_duplicate.lead_name),
-           session_started_at = least(c.session_started_at, v_duplicate.session_started_at),
-           last_message_at = greatest(c.last_message_at, v_duplicate.last_message_at),
-           last_customer_message_at = greatest(c.last_customer_message_at, v_duplicate.last_customer_message_at),
-           last_read_at = greatest(c.last_read_at, v_duplicate.last_read_at),
-           is_open = c.is_open OR v_duplicate.is_open,
-           summary_created = c.summary_created AND NOT v_duplicate.is_open,
-           updated_at = now()
-     WHERE c.business_id = p_business_id AND c.id = p_primary_id;
-
-    PERFORM convkey._refresh_conversation(p_business_id, p_primary_id, v_duplicate.lead_id, v_duplicate.phone_e164);
-
-    INSERT INTO convkey.conversation_merge
-        (business_id, primary_id, duplicate_id, reason, triggered_by, moved_message_ids,
-         moved_identities, primary_before, duplicate_before, primary_after)
-    SELECT p_business_id, p_primary_id, p_duplicate_id, p_reason, coalesce(p_triggered_by, '{}'),
-           v_messages, v_identities, to_jsonb(v_primary), to_jsonb(v_duplicate), to_jsonb(c)
-      FROM convkey.whatsapp_conversation c
-     WHERE c.business_id = p_business_id AND c.id = p_primary_id
-    RETURNING id INTO v_merge_id;
-    RETURN v_merge_id;
+    RETURN (convkey._merge_conversations_many(p_business_id, ARRAY[p_primary_id], ARRAY[p_duplicate_id], p_reason,
+                                              ARRAY[coalesce(p_triggered_by, '{}')]))[1];
 END;
 $$;
 
 COMMENT ON FUNCTION convkey._merge_conversations(p_business_id bigint, p_primary_id bigint, p_duplicate_id bigint, p_reason text, p_triggered_by jsonb) IS 'Internal merge primitive: move messages and identities to the primary, tombstone the duplicate, audit.';
+
+CREATE FUNCTION convkey._merge_conversations_many(p_business_id bigint, p_primary_ids bigint[], p_duplicate_ids bigint[], p_reason text, p_triggered_by jsonb[] DEFAULT NULL::jsonb[]) RETURNS bigint[]
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    v_before     jsonb;
+    v_messages   jsonb;
+    v_identities jsonb;
+    v_leads      bigint[];
+    v_phones     text[];
+    v_merge_ids  bigint[];
+BEGIN
+    -- Both rows of every pair as they were, and the duplicates' lead and phone (the primary's
+    -- preference when it has none).
+    SELECT jsonb_object_agg(u.did::text, jsonb_build_array(to_jsonb(p), to_jsonb(d))),
+           array_agg(d.lead_id ORDER BY u.ord), array_agg(d.phone_e164 ORDER BY u.ord)
+      INTO v_before, v_leads, v_phones
+      FROM unnest(p_primary_ids, p_duplicate_ids) WITH ORDINALITY AS u(pid, did, ord)
+      JOIN convkey.whatsapp_conversation p ON p.business_id = p_business_id AND p.id = u.pid
+      JOIN convkey.whatsapp_conversation d ON d.business_id = p_business_id AND d.id = u.did;
+
+    WITH moved AS (
+        UPDATE convkey.whatsapp_message m SET conversation_id = u.pid
+          FROM unnest(p_primary_ids, p_duplicate_ids) AS u(pid, did)
+         WHERE m.business_id = p_business_id AND m.conversation_id = u.did
+        RETURNING u.did, m.id)
+    SELECT coalesce(jsonb_object_agg(g.did::text, g.ids), '{}') INTO v_messages
+      FROM (SELECT moved.did, jsonb_agg(moved.id ORDER BY moved.id) AS ids FROM moved GROUP BY moved.did) AS g;
+
+    WITH moved AS (
+        UPDATE convkey.identity i SET conversation_id = u.pid, updated_at = now()
+          FROM unnest(p_primary_ids, p_duplicate_ids) AS u(pid, did)
+         WHERE i.business_id = p_business_id AND i.conversation_id = u.did
+        RETURNING u.did, i.kind, i.value)
+    SELECT coalesce(jsonb_object_agg(g.did::text, g.ids), '{}') INTO v_identities
+      FROM (SELECT moved.did,
+                   jsonb_agg(jsonb_build_object('kind', moved.kind, 'value', moved.value)
+                             ORDER BY moved.kind, moved.value) AS ids
+              FROM moved GROUP BY moved.did) AS g;
+
+    UPDATE convkey.whatsapp_conversation c
+       SET push_name = coalesce(c.push_name, d.push_name),
+           customer_wa_id = coalesce(c.customer_wa_id, d.customer_wa_id),
+           lead_name = coalesce(c.lead_name, d.lead_name),
+           session_started_at = least(c.session_started_at, d.session_started_at),
+           last_message_at = greatest(c.last_message_at, d.last_message_at),
+           last_customer_message_at = greatest(c.last_customer_message_at, d.last_customer_message_at),
+           last_read_at = greatest(c.last_read_at, d.last_read_at),
+           is_open = c.is_open OR d.is_open,
+           summary_created = c.summary_created AND NOT d.is_open,
+           updated_at = now()
+      FROM unnest(p_primary_ids, p_duplicate_ids) AS u(pid, did)
+      JOIN convkey.whatsapp_conversation d ON d.business_id = p_business_id AND d.id = u.did
+     WHERE c.business_id = p_business_id AND c.id = u.pid;
+
+    UPDATE convkey.whatsapp_conversation c
+       SET canonical_key = NULL, merged_into_id = u.pid, is_open = false,
+           summary_created = true, updated_at = now()
+      FROM unnest(p_primary_ids, p_duplicate_ids) AS u(pid, did)
+     WHERE c.business_id = p_business_id AND c.id = u.did;
+
+    PERFORM convkey._refresh_conversations(p_business_id, p_primary_ids, v_leads, v_phones);
+
+    WITH audit AS (
+        INSERT INTO convkey.conversation_merge
+            (business_id, primary_id, duplicate_id, reason, triggered_by, moved_message_ids,
+             moved_identities, primary_before, duplicate_before, primary_after)
+        SELECT p_business_id, u.pid, u.did, p_reason, coalesce(u.triggered_by, '{}'),
+               ARRAY(SELECT x::bigint FROM jsonb_array_elements_text(v_messages -> u.did::text) AS x),
+               coalesce(v_identities -> u.did::text, '[]'),
+               v_before -> u.did::text -> 0, v_before -> u.did::text -> 1, to_jsonb(c)
+          FROM unnest(p_primary_ids, p_duplicate_ids, p_triggered_by) WITH ORDINALITY AS u(pid, did, triggered_by, ord)
+          JOIN convkey.whatsapp_conversation c ON c.business_id = p_business_id AND c.id = u.pid
+         ORDER BY u.ord
+        RETURNING id, duplicate_id)
+    SELECT array_agg(audit.id ORDER BY u.ord) INTO v_merge_ids
+      FROM audit JOIN unnest(p_duplicate_ids) WITH ORDINALITY AS u(did, ord) ON u.did = audit.duplicate_id;
+    RETURN v_merge_ids;
+END;
+$$;
+
+COMMENT ON FUNCTION convkey._merge_conversations_many(p_business_id bigint, p_primary_ids bigint[], p_duplicate_ids bigint[], p_reason text, p_triggered_by jsonb[]) IS 'Internal merge primitive for many disjoint pairs: move messages and identities, tombstone, audit each.';
 
 CREATE FUNCTION convkey._normalize_phone(p_phone text, p_param text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -1058,50 +1089,61 @@ COMMENT ON FUNCTION convkey._record_conflict(p_business_id bigint, p_kind text, 
 CREATE FUNCTION convkey._refresh_conversation(p_business_id bigint, p_conversation_id bigint, p_prefer_lead bigint DEFAULT NULL::bigint, p_prefer_phone text DEFAULT NULL::text) RETURNS text
     LANGUAGE plpgsql
     AS $$
-DECLARE
-    v_conv    convkey.whatsapp_conversation%ROWTYPE;
-    v_lead    bigint;
-    v_phone   text;
-    v_key     text;
 BEGIN
-    SELECT * INTO v_conv FROM convkey.whatsapp_conversation c
-     WHERE c.business_id = p_business_id AND c.id = p_conversation_id;
-
-    SELECT i.value::bigint INTO v_lead FROM convkey.identity i
-     WHERE i.business_id = p_business_id AND i.conversation_id = p_conversation_id AND i.kind = 'lead'
-     ORDER BY (i.value = coalesce(v_conv.lead_id, p_prefer_lead)::text) DESC, i.created_at, i.value LIMIT 1;
-    SELECT i.value INTO v_phone FROM convkey.identity i
-     WHERE i.business_id = p_business_id AND i.conversation_id = p_conversation_id AND i.kind = 'phone'
-     ORDER BY (i.value = coalesce(v_conv.phone_e164, p_prefer_phone)) DESC, i.created_at, i.value LIMIT 1;
-
-    IF v_lead IS NOT NULL THEN
-        v_key := format('lead:%s:%s', p_business_id, v_lead);
-    ELSIF v_phone IS NOT NULL THEN
-        v_key := format('phone:%s:%s', p_business_id, v_phone);
-    ELSE
-        SELECT format('%s:%s:%s', i.kind, p_business_id, i.value) INTO v_key FROM convkey.identity i
-         WHERE i.business_id = p_business_id AND i.conversation_id = p_conversation_id
-           AND i.kind IN ('lid', 'bsuid')
-         ORDER BY i.kind = 'bsuid', format('%s:%s:%s', i.kind, p_business_id, i.value) = v_conv.canonical_key DESC,
-                  i.created_at, i.value
-         LIMIT 1;
-    END IF;
-    IF v_key IS NULL THEN
-        v_lead := v_conv.lead_id;
-        v_phone := v_conv.phone_e164;
-    END IF;
-
-    IF v_key IS DISTINCT FROM v_conv.canonical_key OR v_lead IS DISTINCT FROM v_conv.lead_id
-       OR v_phone IS DISTINCT FROM v_conv.phone_e164 THEN
-        UPDATE convkey.whatsapp_conversation c
-           SET canonical_key = v_key, lead_id = v_lead, phone_e164 = v_phone, updated_at = now()
-         WHERE c.business_id = p_business_id AND c.id = p_conversation_id;
-    END IF;
-    RETURN v_key;
+    RETURN (SELECT r.canonical_key
+              FROM convkey._refresh_conversations(p_business_id, ARRAY[p_conversation_id], ARRAY[p_prefer_lead],
+                                                  ARRAY[p_prefer_phone]) AS r);
 END;
 $$;
 
 COMMENT ON FUNCTION convkey._refresh_conversation(p_business_id bigint, p_conversation_id bigint, p_prefer_lead bigint, p_prefer_phone text) IS 'Internal: recompute lead_id, phone_e164 and canonical_key of a conversation from its identities.';
+
+CREATE FUNCTION convkey._refresh_conversations(p_business_id bigint, p_ids bigint[], p_prefer_leads bigint[] DEFAULT NULL::bigint[], p_prefer_phones text[] DEFAULT NULL::text[]) RETURNS TABLE(conversation_id bigint, canonical_key text)
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+BEGIN
+    RETURN QUERY
+    WITH final AS (
+        SELECT c.id, c.canonical_key AS old_key, c.lead_id AS old_lead, c.phone_e164 AS old_phone, k.key,
+               CASE WHEN k.key IS NULL THEN c.lead_id ELSE l.lead END AS lead,
+               CASE WHEN k.key IS NULL THEN c.phone_e164 ELSE ph.phone END AS phone
+          FROM unnest(p_ids, p_prefer_leads, p_prefer_phones) AS u(id, prefer_lead, prefer_phone)
+          JOIN convkey.whatsapp_conversation c ON c.business_id = p_business_id AND c.id = u.id
+          LEFT JOIN LATERAL (
+                SELECT i.value::bigint AS lead FROM convkey.identity i
+                 WHERE i.business_id = p_business_id AND i.conversation_id = c.id AND i.kind = 'lead'
+                 ORDER BY (i.value = coalesce(c.lead_id, u.prefer_lead)::text) DESC, i.created_at, i.value
+                 LIMIT 1) AS l ON true
+          LEFT JOIN LATERAL (
+                SELECT i.value AS phone FROM convkey.identity i
+                 WHERE i.business_id = p_business_id AND i.conversation_id = c.id AND i.kind = 'phone'
+                 ORDER BY (i.value = coalesce(c.phone_e164, u.prefer_phone)) DESC, i.created_at, i.value
+                 LIMIT 1) AS ph ON true
+         CROSS JOIN LATERAL (
+                SELECT CASE WHEN l.lead IS NOT NULL THEN format('lead:%s:%s', p_business_id, l.lead)
+                            WHEN ph.phone IS NOT NULL THEN format('phone:%s:%s', p_business_id, ph.phone)
+                            ELSE (SELECT format('%s:%s:%s', i.kind, p_business_id, i.value) FROM convkey.identity i
+                                   WHERE i.business_id = p_business_id AND i.conversation_id = c.id
+                                     AND i.kind IN ('lid', 'bsuid')
+                                   ORDER BY i.kind = 'bsuid',
+                                            format('%s:%s:%s', i.kind, p_business_id, i.value) = c.canonical_key DESC,
+                                            i.created_at, i.value
+                                   LIMIT 1)
+                       END AS key) AS k
+    ), written AS (
+        UPDATE convkey.whatsapp_conversation c
+           SET canonical_key = f.key, lead_id = f.lead, phone_e164 = f.phone, updated_at = now()
+          FROM final f
+         WHERE c.business_id = p_business_id AND c.id = f.id
+           AND (f.key, f.lead, f.phone) IS DISTINCT FROM (f.old_key, f.old_lead, f.old_phone)
+        RETURNING c.id
+    )
+    SELECT f.id, f.key FROM final f;
+END;
+$$;
+
+COMMENT ON FUNCTION convkey._refresh_conversations(p_business_id bigint, p_ids bigint[], p_prefer_leads bigint[], p_prefer_phones text[]) IS 'Internal: recompute lead_id, phone_e164 and canonical_key of many conversations from their identities.';
 
 CREATE FUNCTION convkey._resolve_and_touch(p_business_id bigint, p_kinds text[], p_values text[], p_customer_wa_id text, p_provider text, p_direction text, p_at timestamp with time zone, p_via text) RETURNS bigint
     LANGUAGE plpgsql
