@@ -50,7 +50,7 @@ The rules, from README.md and the function headers (post-apply-30, 50-54, 34, 70
   with its messages: key NULL, lead_id, phone_e164 and customer_wa_id of its before-state.
 * backfill: phase 1 reads every live row without a key, derives its identities from lead_id,
   phone_e164 and customer_wa_id; rows whose identities exist nowhere (not even pending) and are
-  shared with no other row claim them (key from the first identity); the others are deferred
+  shared with no lower-id row claim them (key from the first identity); the others are deferred
   (or unresolvable with a reason). Phase 2 resolves each deferred row, in id order, like
   get-or-create with the row itself taking part (reason 'backfill'), except that a row whose lead
   belongs to a conversation an unmerge separated it from joins nothing (a 'separated' conflict).
@@ -594,12 +594,12 @@ class Model:
         rows = sorted(c.id for c in self.convs.values() if c.live and c.key is None)
         derived = {cid: self.derive(self.convs[cid]) for cid in rows}
         ok = {cid: ids for cid, ids in derived.items() if ids is not None}
-        seen: dict[Ident, int] = {}
-        for ids in ok.values():
+        first: dict[Ident, int] = {}
+        for cid, ids in ok.items():
             for i in ids:
-                seen[i] = seen.get(i, 0) + 1
+                first[i] = min(first.get(i, cid), cid)
         winners = [cid for cid, ids in ok.items()
-                   if all(not self.exists(i) and seen[i] == 1 for i in ids)]
+                   if all(not self.exists(i) and first[i] == cid for i in ids)]
         for cid in winners:
             ids = ok[cid]
             for i in ids:
@@ -626,6 +626,17 @@ class Model:
             self.resolve(ok[cid], None, "backfill", self_id=cid)
         out["unresolvable_after"] = sum(1 for c in self.convs.values() if c.live and c.key is None)
         return out
+
+    def renumber_merges(self, first: int, db_ids: dict[tuple[int, int], int]) -> None:
+        """Take the database's audit ids for the merges from `first` on: the backfill writes the merges
+        of its set-based path before the per-row ones of the same chunk, so their ids, not what they
+        did, may come in another order than the model's one-row-at-a-time replay."""
+        kept = {i: x for i, x in self.merges.items() if i < first}
+        for x in (x for i, x in self.merges.items() if i >= first):
+            x.id = db_ids[(x.primary, x.duplicate)]
+            kept[x.id] = x
+        self.merges = kept
+        self.next_merge = max(kept, default=0) + 1
 
     # --- what the test compares ---------------------------------------------------------------
     def groups(self) -> dict[int, frozenset]:
