@@ -408,7 +408,8 @@ def report(ctx, points: list[Point], large_reps: int) -> Section:
         ["legacy rows read", f"{r0['rows_read']:,}"],
         ["keyed in the resolve phase (set-based)", ", ".join(f"{k} {n:,}" for k, n in r0["resolved_by_kind"].items())],
         ["deferred to the merge phase (share an identity)", f"{r0['deferred_to_merge']:,}"],
-        ["merge phase outcomes", ", ".join(f"{k} {n:,}" for k, n in merge.items()) or "none"],
+        ["merge phase outcomes", (", ".join(f"{k} {n:,}" for k, n in merge.items()) or "none")
+         + f" ({r0.get('merge_set_based', 0):,} of them set-based)"],
         ["duplicate groups merged / messages moved", f"{r0['duplicate_groups']:,} / {r0['messages_moved']:,}"],
         ["unresolvable (listed with the reason)", f"{r0['unresolvable']:,}"],
         ["after: messages (before: the same)", f"{big.convkey[0].verified['messages']:,}"],
@@ -472,10 +473,12 @@ def where_the_time_goes(point: Point) -> str:
     run0 = point.convkey[0]
     resolve, merge = run0.phases.get("resolve", 0.0), run0.phases.get("merge", 0.0)
     deferred = run0.report["deferred_to_merge"]
-    per_row = f", {merge / deferred * 1000:.1f} ms per row" if deferred else ""
+    set_based = run0.report.get("merge_set_based", 0)
+    per_row = f", {merge / deferred * 1000:.1f} ms per row on average" if deferred else ""
     return (f"Where the time goes ({point.data.rows:,} rows, first run): resolve phase {resolve:,.0f} s for "
             f"{run0.report['rows_read']:,} rows ({resolve / max(run0.report['rows_read'], 1) * 1e6:,.0f} us per row), "
-            f"merge phase {merge:,.0f} s for {deferred:,} deferred rows, one transaction each{per_row}; "
+            f"merge phase {merge:,.0f} s for {deferred:,} deferred rows ({set_based:,} merged set-based, a chunk "
+            f"per transaction; the others one transaction each){per_row}; "
             f"the runner itself used {run0.cpu:,.0f} s of CPU.")
 
 

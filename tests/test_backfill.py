@@ -259,3 +259,52 @@ def test_a_resolve_batch_leaves_the_sessions_plan_cache_mode_as_it_was(db_conn):
                                "ARRAY[NULL]::text[], ARRAY[NULL]::text[], ARRAY[NULL]::text[])", (cid,)).fetchone()[0]
         assert done["read"] == 1 and done["resolved"] == {"phone": 1}
         assert db_conn.execute("SHOW plan_cache_mode").fetchone()[0] == "force_generic_plan"
+
+
+# The state a backfill leaves, without what differs between two runs of the same work: the clock
+# (updated_at, created_at, merged_at) and the audit rows' ids (the set-based path writes its
+# merges before the per-row ones of the same chunk).
+OUTCOME = {
+    "conversations": "SELECT to_jsonb(c) - 'updated_at' FROM convkey.whatsapp_conversation c",
+    "messages": "SELECT jsonb_build_array(m.id, m.conversation_id) FROM convkey.whatsapp_message m",
+    "identities": "SELECT to_jsonb(i) - 'created_at' - 'updated_at' FROM convkey.identity i",
+    "merges": "SELECT to_jsonb(m) - 'id' - 'merged_at' || jsonb_build_object("
+              "'primary_before', m.primary_before - 'updated_at', 'duplicate_before', m.duplicate_before - 'updated_at', "
+              "'primary_after', m.primary_after - 'updated_at') FROM convkey.conversation_merge m",
+    "conflicts": "SELECT to_jsonb(x) - 'id' - 'created_at' - 'updated_at' - 'first_seen_at' - 'last_seen_at' "
+                 "FROM convkey.identity_conflict x",
+    "staged": "SELECT to_jsonb(r) - 'updated_at' FROM convkey.backfill_row r",
+}
+
+
+def outcome(conn) -> dict[str, list[str]]:
+    return {name: sorted(row[0] for row in conn.execute(f"SELECT x::text FROM ({sql}) AS t(x)").fetchall())
+            for name, sql in OUTCOME.items()}
+
+
+def test_set_based_merge_equals_the_per_row_resolver(db_dsn, pg_server):
+    """The merge phase's set-based path (plain cases, independent within a chunk) leaves exactly the
+    state the per-row resolver leaves: same survivors, keys, leads, phones, messages, identities,
+    audit rows (snapshots included), conflicts and unresolvable rows."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        generate(conn, 600, seed=11)
+        generate(conn, 150, business_id=2, seed=12)
+        # one phone under two leads (never merged), and a row sharing a lead with another's phone
+        conn.execute("INSERT INTO convkey.whatsapp_conversation (business_id, customer_wa_id, lead_id, last_message_at) "
+                     "VALUES (1, '972529990001@s.whatsapp.net', 999001, now()), (1, '+972529990001', 999002, now()), "
+                     "(1, '972529990002@s.whatsapp.net', 999003, NULL), (1, '+972529990003', 999003, now())")
+        source = conn.info.dbname
+    reference = pg_server.create_database(f"{source}_per_row", template=source)
+    try:
+        fast = run_backfill(db_dsn, execute=True, batch_size=97)
+        slow = run_backfill(reference, execute=True, batch_size=97, simple_merge=False)
+        assert {**fast.plan(), "merge_set_based": 0} == slow.plan()
+        with psycopg.connect(db_dsn, autocommit=True) as a, psycopg.connect(reference, autocommit=True) as b:
+            got, want = outcome(a), outcome(b)
+            for name in OUTCOME:
+                assert got[name] == want[name], name
+        # most rows took the set-based path, and the rest still went row by row
+        assert fast.set_based > 30 and sum(fast.merge.values()) > fast.set_based
+        assert slow.set_based == 0
+    finally:
+        pg_server.drop_database(f"{source}_per_row")

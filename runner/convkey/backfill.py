@@ -8,10 +8,13 @@ idempotent (a second run changes nothing):
    once), and one SQL call stages the batch, derives identities (JIDs through the SQL grammar,
    LID digits never become phones), and lets every row whose identities are new claim them and
    get its key, set-based. Rows that collide with an identity or another row wait for phase 2.
-2. **merge** (``convkey._backfill_merge_batch``): each waiting row goes through the same resolver
-   as get-or-create, in its own transaction: rows sharing an identity end up as one
-   conversation (the most recent survives) through the audited merge primitive, under the same
-   rules (different leads never merge, two phones never merge through a LID).
+2. **merge**: rows sharing an identity end up as one conversation (the most recent survives)
+   through the audited merge primitive, under the same rules as get-or-create (different leads
+   never merge, two phones never merge through a LID). Per chunk of waiting rows, the plain
+   cases that share nothing with another row of the chunk (one conversation owns what the row
+   shares, no pending person, lead and phone agree, no separation) merge set-based in one
+   transaction (``convkey._backfill_merge_simple``); every other row goes through the same
+   resolver as get-or-create, in its own transaction (``convkey._backfill_merge_batch``).
 
 The default is a dry run: the same work in one transaction that is rolled back, so the plan it
 prints is exactly what ``--execute`` does. Note that a dry run holds its row locks until it ends.
@@ -41,6 +44,8 @@ _BSUID = re.compile(r"^\s*[A-Za-z]{2}(\.ENT)?\.[0-9]+\s*$", re.IGNORECASE)
 RETRY_SQLSTATES = {"40P01", "40001", "55P03"}  # deadlock, serialization, lock_not_available
 MAX_RETRIES = 20
 SAMPLE = 20
+# set-based rounds per merge chunk: a person's third row waits for the second (each round, one transaction)
+SIMPLE_ROUNDS = 3
 
 
 @dataclass
@@ -51,6 +56,7 @@ class Report:
     resolved: dict[str, int] = field(default_factory=dict)
     deferred: int = 0
     merge: dict[str, int] = field(default_factory=dict)
+    set_based: int = 0  # of the merge outcomes, rows merged by the set-based path
     # Totals come from the database; the lists are samples (the first SAMPLE, in key order), so the
     # runner's memory does not grow with the data. The whole lists: convkey.conversation_merge
     # (reason 'backfill') and convkey.backfill_row (status 'unresolvable').
@@ -71,6 +77,7 @@ class Report:
             "resolved_by_kind": dict(sorted(self.resolved.items())),
             "deferred_to_merge": self.deferred,
             "merge_outcomes": dict(sorted(self.merge.items())),
+            "merge_set_based": self.set_based,
             "duplicate_groups": self.group_count,
             "duplicates_merged": self.duplicates_merged,
             "duplicate_groups_sample": self.groups,
@@ -119,7 +126,7 @@ def normalize_batch(rows: list[dict[str, Any]], region: str) -> tuple[list, list
 
 class Backfill:
     def __init__(self, conn: psycopg.Connection, *, execute: bool, business_id: int | None, batch_size: int,
-                 region: str, do_resolve: bool, do_merge: bool, progress: Progress):
+                 region: str, do_resolve: bool, do_merge: bool, progress: Progress, simple_merge: bool = True):
         self.conn = conn
         self.execute = execute
         self.business_id = business_id
@@ -129,6 +136,7 @@ class Backfill:
         self.do_resolve = do_resolve
         self.do_merge = do_merge
         self.progress = progress
+        self.simple_merge = simple_merge
         self.report = Report(execute=execute, business_id=business_id)
 
     def q(self, name: str, **params: Any) -> list[dict[str, Any]]:
@@ -188,15 +196,26 @@ class Backfill:
                           business_id=self.business_id, limit=min(self.batch_size, 1000))
             if not rows:
                 break
-            stats = self.retrying("backfill_merge_batch", scope=self.scope,
-                                  business_ids=[r["business_id"] for r in rows], ids=[r["id"] for r in rows],
-                                  commit=self.execute)[0]["p_stats"]
-            for outcome, n in stats.items():
-                self.report.merge[outcome] = self.report.merge.get(outcome, 0) + n
+            business_ids, ids = [r["business_id"] for r in rows], [r["id"] for r in rows]
+            for _ in range(SIMPLE_ROUNDS if self.simple_merge else 0):
+                done = self.retrying("backfill_merge_simple", business_ids=business_ids, ids=ids)[0]
+                self._count({"merged": done["merged"], "resolved": done["resolved"]})
+                self.report.set_based += done["merged"] + done["resolved"]
+                business_ids, ids = done["rest_business_ids"], done["rest_ids"]
+                if not ids or not done["merged"] + done["resolved"]:
+                    break
+            if ids:
+                self._count(self.retrying("backfill_merge_batch", scope=self.scope, business_ids=business_ids,
+                                          ids=ids, commit=self.execute)[0]["p_stats"])
             after = (rows[-1]["business_id"], rows[-1]["id"])
             self.progress.advance(len(rows))
         self.q("backfill_finish_phase", scope=self.scope, phase="merge")
         self.progress.finish()
+
+    def _count(self, outcomes: dict[str, int]) -> None:
+        for outcome, n in outcomes.items():
+            if n:
+                self.report.merge[outcome] = self.report.merge.get(outcome, 0) + n
 
     def run(self) -> Report:
         started = time.monotonic()
@@ -226,8 +245,13 @@ class Backfill:
 
 def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = None, batch_size: int = 10000,
                  default_region: str = "IL", skip_backfill: bool = False, skip_merge: bool = False,
-                 progress: Progress | None = None) -> Report:
-    """Run (or dry-run) the backfill; raises on errors that are not the data's fault."""
+                 progress: Progress | None = None, simple_merge: bool = True) -> Report:
+    """Run (or dry-run) the backfill; raises on errors that are not the data's fault.
+
+    ``simple_merge=False`` sends every waiting row through the per-row resolver (the reference
+    the set-based path is tested against), instead of merging the independent plain cases of each
+    chunk set-based first.
+    """
     if batch_size < 1:
         raise InvalidIdentifier("batch_size must be at least 1")
     progress = progress or Progress(enabled=False)
@@ -244,7 +268,7 @@ def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = N
         try:
             job = Backfill(conn, execute=execute, business_id=business_id, batch_size=batch_size,
                            region=default_region, do_resolve=not skip_backfill, do_merge=not skip_merge,
-                           progress=progress)
+                           progress=progress, simple_merge=simple_merge)
             report = job.run()
         finally:
             if not execute:
@@ -270,6 +294,8 @@ def print_report(report: Report, out: TextIO = sys.stdout, as_json: bool = False
     w(f"  sharing an identity:     {d['deferred_to_merge']} (merge phase)\n")
     for outcome, n in d["merge_outcomes"].items():
         w(f"    {outcome:<22} {n}\n")
+    if d["merge_set_based"]:
+        w(f"    (set-based:            {d['merge_set_based']} of them)\n")
     w(f"  duplicate groups merged: {d['duplicate_groups']} ({d['duplicates_merged']} rows), "
       f"messages moved: {d['messages_moved']}\n")
     for g in d["duplicate_groups_sample"]:

@@ -103,6 +103,10 @@ SELECT count(*) AS n FROM convkey.backfill_row
 -- backfill_merge_batch --
 CALL convkey._backfill_merge_batch(%(scope)s, %(business_ids)s, %(ids)s, %(commit)s, '{}'::jsonb)
 
+-- backfill_merge_simple --
+SELECT o_merged AS merged, o_resolved AS resolved, o_rest_business_ids AS rest_business_ids, o_rest_ids AS rest_ids
+  FROM convkey._backfill_merge_simple(%(business_ids)s::bigint[], %(ids)s::bigint[])
+
 -- backfill_max_merge_id --
 SELECT coalesce(max(id), 0) AS id FROM convkey.conversation_merge
 
