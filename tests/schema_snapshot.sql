@@ -158,9 +158,12 @@ CREATE FUNCTION convkey._backfill_merge_simple(p_business_ids bigint[], p_ids bi
     AS $$
 DECLARE
     v_business  bigint;
+    v_cb        bigint[];
+    v_crow      bigint[];
+    v_cowner    bigint[];
+    v_cpend     bigint[];
     v_b         bigint[];
     v_row       bigint[];
-    v_owner     bigint[];
     v_locked_b  bigint[];
     v_locked_id bigint[];
     v_survivor  bigint[];
@@ -168,6 +171,11 @@ DECLARE
     v_trigger   jsonb[];
     v_lead      bigint[];
     v_phone     text[];
+    v_pb        bigint[];
+    v_prow      bigint[];
+    v_ppend     bigint[];
+    v_plead     bigint[];
+    v_pphone    text[];
 BEGIN
     o_merged := 0;
     o_resolved := 0;
@@ -175,8 +183,9 @@ BEGIN
         PERFORM pg_advisory_xact_lock(hashtextextended(format('convkey:backfill:%s', v_business), 0));
     END LOOP;
 
-    -- Candidates: rows with one owner and no pending person that come first (lowest id) among the
-    -- chunk's rows for everything they touch: identities, owners, pending persons.
+    -- Candidates: rows with one owner and no pending person, or with no owner and one pending
+    -- person, that come first (lowest id) among the chunk's rows for everything they touch:
+    -- identities, owners, pending persons.
     WITH rows AS (
         SELECT r.business_id, r.conversation_id AS id, r.kinds, r.vals
           FROM unnest(p_business_ids, p_ids) AS u(b, id)
@@ -197,25 +206,27 @@ BEGIN
                   FROM touched t) AS t
          WHERE t.first_id < t.id
     ), single AS (
-        SELECT i.business_id, i.id, min(i.owner) AS owner FROM ids i
+        SELECT i.business_id, i.id, min(i.owner) AS owner, min(i.pending) AS pending FROM ids i
          GROUP BY i.business_id, i.id
-        HAVING count(DISTINCT i.owner) = 1 AND bool_and(i.pending IS NULL)
+        HAVING (count(DISTINCT i.owner) = 1 AND bool_and(i.pending IS NULL))
+            OR (count(i.owner) = 0 AND count(DISTINCT i.pending) = 1)
     )
     SELECT array_agg(s.business_id ORDER BY s.business_id, s.id), array_agg(s.id ORDER BY s.business_id, s.id),
-           array_agg(s.owner ORDER BY s.business_id, s.id)
-      INTO v_b, v_row, v_owner
+           array_agg(s.owner ORDER BY s.business_id, s.id), array_agg(s.pending ORDER BY s.business_id, s.id)
+      INTO v_cb, v_crow, v_cowner, v_cpend
       FROM single s
      WHERE NOT EXISTS (SELECT 1 FROM later l WHERE l.business_id = s.business_id AND l.id = s.id);
 
-    -- Both conversations of each candidate, without waiting: a row somebody holds goes row by row.
+    -- The conversations of each candidate, without waiting: a row somebody holds goes row by row.
     SELECT array_agg(l.business_id), array_agg(l.id) INTO v_locked_b, v_locked_id
       FROM (SELECT c.business_id, c.id FROM convkey.whatsapp_conversation c
-             WHERE (c.business_id, c.id) IN (SELECT x.b, x.id FROM unnest(v_b || v_b, v_row || v_owner) AS x(b, id))
+             WHERE (c.business_id, c.id) IN (SELECT x.b, x.id FROM unnest(v_cb || v_cb, v_crow || v_cowner) AS x(b, id))
              ORDER BY c.business_id, c.id
                FOR NO KEY UPDATE OF c SKIP LOCKED) AS l;
 
-    -- Under the locks, the resolver's conditions for a plain merge, and what it would decide:
-    -- the survivor (the most recent, ties to the lowest id), the lead it attaches, the phone.
+    -- Under the locks, the resolver's conditions for a plain merge with the owner, and what it
+    -- would decide: the survivor (the most recent, ties to the lowest id), the lead it attaches,
+    -- the person's phone.
     SELECT array_agg(d.business_id ORDER BY d.business_id, d.row_id), array_agg(d.row_id ORDER BY d.business_id, d.row_id),
            array_agg(d.survivor ORDER BY d.business_id, d.row_id),
            array_agg(CASE WHEN d.survivor = d.row_id THEN d.owner ELSE d.row_id END ORDER BY d.business_id, d.row_id),
@@ -231,7 +242,7 @@ BEGIN
                              WHERE t.business_id = p.b AND t.kind = 'lead' AND t.value = r.vals[1])
                         THEN r.vals[1]::bigint END AS new_lead,
                    coalesce(r.vals[array_position(r.kinds, 'phone')], ac.phone_e164) AS person_phone
-              FROM unnest(v_b, v_row, v_owner) AS p(b, row_id, owner)
+              FROM unnest(v_cb, v_crow, v_cowner) AS p(b, row_id, owner)
               JOIN convkey.backfill_row r
                 ON r.business_id = p.b AND r.conversation_id = p.row_id AND r.status = 'deferred'
               JOIN convkey.whatsapp_conversation bc
@@ -253,45 +264,88 @@ BEGIN
                AND (ac.phone_e164 IS NULL OR array_position(r.kinds, 'phone') IS NULL
                     OR ac.phone_e164 = r.vals[array_position(r.kinds, 'phone')])) AS d;
 
-    FOR v_business IN SELECT DISTINCT b FROM unnest(v_b) AS b ORDER BY 1 LOOP
+    -- And for a row whose identities are new or members of one pending person (a link recorded
+    -- before anybody conversed): the resolver attaches all of them and every other member to the
+    -- row, when the pending person has no lead and no phone other than the row's; the person's
+    -- phone is the row's, else the pending person's first.
+    SELECT array_agg(d.business_id ORDER BY d.business_id, d.row_id), array_agg(d.row_id ORDER BY d.business_id, d.row_id),
+           array_agg(d.pend ORDER BY d.business_id, d.row_id), array_agg(d.new_lead ORDER BY d.business_id, d.row_id),
+           array_agg(d.person_phone ORDER BY d.business_id, d.row_id)
+      INTO v_pb, v_prow, v_ppend, v_plead, v_pphone
+      FROM (SELECT p.b AS business_id, p.row_id, p.pend,
+                   CASE WHEN r.kinds[1] = 'lead' THEN r.vals[1]::bigint END AS new_lead,
+                   coalesce(r.vals[array_position(r.kinds, 'phone')],
+                            (SELECT m.value FROM convkey.identity m
+                              WHERE m.business_id = p.b AND m.pending_person_id = p.pend AND m.kind = 'phone'
+                              ORDER BY m.value LIMIT 1)) AS person_phone
+              FROM unnest(v_cb, v_crow, v_cpend) AS p(b, row_id, pend)
+              JOIN convkey.backfill_row r
+                ON r.business_id = p.b AND r.conversation_id = p.row_id AND r.status = 'deferred'
+              JOIN convkey.whatsapp_conversation bc
+                ON bc.business_id = p.b AND bc.id = p.row_id AND bc.canonical_key IS NULL AND bc.merged_into_id IS NULL
+             WHERE p.pend IS NOT NULL
+               AND (p.b, p.row_id) IN (SELECT * FROM unnest(v_locked_b, v_locked_id))
+               AND EXISTS (SELECT 1 FROM unnest(r.kinds, r.vals) AS x(k, v)
+                             JOIN convkey.identity t ON t.business_id = p.b AND t.kind = x.k AND t.value = x.v
+                            WHERE t.pending_person_id = p.pend)
+               AND NOT EXISTS (SELECT 1 FROM unnest(r.kinds, r.vals) AS x(k, v)
+                                 JOIN convkey.identity t ON t.business_id = p.b AND t.kind = x.k AND t.value = x.v
+                                WHERE t.pending_person_id IS DISTINCT FROM p.pend)
+               AND NOT EXISTS (SELECT 1 FROM convkey.identity m
+                                WHERE m.business_id = p.b AND m.pending_person_id = p.pend
+                                  AND (m.kind = 'lead'
+                                       OR (m.kind = 'phone' AND m.value <> r.vals[array_position(r.kinds, 'phone')])))
+               AND NOT EXISTS (SELECT 1 FROM convkey.conversation_separation s
+                                WHERE s.business_id = p.b AND (s.low_id = p.row_id OR s.high_id = p.row_id))) AS d;
+
+    FOR v_business IN SELECT DISTINCT b FROM unnest(v_b || v_pb) AS b ORDER BY 1 LOOP
         PERFORM convkey._merge_conversations_many(
             v_business,
             ARRAY(SELECT x.s FROM unnest(v_b, v_survivor) WITH ORDINALITY AS x(b, s, n) WHERE x.b = v_business ORDER BY x.n),
             ARRAY(SELECT x.d FROM unnest(v_b, v_dup) WITH ORDINALITY AS x(b, d, n) WHERE x.b = v_business ORDER BY x.n),
             'backfill',
             ARRAY(SELECT x.t FROM unnest(v_b, v_trigger) WITH ORDINALITY AS x(b, t, n) WHERE x.b = v_business ORDER BY x.n));
-        -- the row's identities nobody owned attach to the survivor, as the resolver attaches them
+        -- the row's identities nobody owned attach to the survivor (the row itself for a pending
+        -- person's, whose members all join it), as the resolver attaches them
         INSERT INTO convkey.identity AS i (business_id, kind, value, conversation_id, source)
         SELECT v_business, a.k, a.v, x.s, 'backfill'
-          FROM unnest(v_b, v_row, v_survivor) AS x(b, row_id, s)
+          FROM unnest(v_b || v_pb, v_row || v_prow, v_survivor || v_prow) AS x(b, row_id, s)
           JOIN convkey.backfill_row r ON r.business_id = x.b AND r.conversation_id = x.row_id
          CROSS JOIN LATERAL unnest(r.kinds, r.vals) AS a(k, v)
          WHERE x.b = v_business
            AND NOT EXISTS (SELECT 1 FROM convkey.identity t WHERE t.business_id = x.b AND t.kind = a.k AND t.value = a.v)
         ON CONFLICT (business_id, kind, value) DO UPDATE
            SET conversation_id = EXCLUDED.conversation_id, pending_person_id = NULL, updated_at = now();
+        UPDATE convkey.identity i
+           SET conversation_id = x.row_id, pending_person_id = NULL, updated_at = now()
+          FROM unnest(v_pb, v_prow, v_ppend) AS x(b, row_id, pend)
+         WHERE x.b = v_business AND i.business_id = x.b AND i.pending_person_id = x.pend;
         PERFORM convkey._refresh_conversations(
             v_business,
-            ARRAY(SELECT x.s FROM unnest(v_b, v_survivor) WITH ORDINALITY AS x(b, s, n) WHERE x.b = v_business ORDER BY x.n),
-            ARRAY(SELECT x.l FROM unnest(v_b, v_lead) WITH ORDINALITY AS x(b, l, n) WHERE x.b = v_business ORDER BY x.n),
-            ARRAY(SELECT x.p FROM unnest(v_b, v_phone) WITH ORDINALITY AS x(b, p, n) WHERE x.b = v_business ORDER BY x.n));
+            ARRAY(SELECT x.s FROM unnest(v_b || v_pb, v_survivor || v_prow) WITH ORDINALITY AS x(b, s, n)
+                   WHERE x.b = v_business ORDER BY x.n),
+            ARRAY(SELECT x.l FROM unnest(v_b || v_pb, v_lead || v_plead) WITH ORDINALITY AS x(b, l, n)
+                   WHERE x.b = v_business ORDER BY x.n),
+            ARRAY(SELECT x.p FROM unnest(v_b || v_pb, v_phone || v_pphone) WITH ORDINALITY AS x(b, p, n)
+                   WHERE x.b = v_business ORDER BY x.n));
     END LOOP;
 
     DELETE FROM convkey.backfill_row r
-     USING unnest(v_b, v_row) AS x(b, row_id)
+     USING unnest(v_b || v_pb, v_row || v_prow) AS x(b, row_id)
      WHERE r.business_id = x.b AND r.conversation_id = x.row_id;
     SELECT count(*) FILTER (WHERE x.s <> x.row_id), count(*) FILTER (WHERE x.s = x.row_id)
       INTO o_merged, o_resolved
-      FROM unnest(v_row, v_survivor) AS x(row_id, s);
+      FROM unnest(v_row || v_prow, v_survivor || v_prow) AS x(row_id, s);
 
     SELECT coalesce(array_agg(u.b ORDER BY u.n), '{}'), coalesce(array_agg(u.id ORDER BY u.n), '{}')
       INTO o_rest_business_ids, o_rest_ids
       FROM unnest(p_business_ids, p_ids) WITH ORDINALITY AS u(b, id, n)
-     WHERE (u.b, u.id) NOT IN (SELECT x.b, x.row_id FROM unnest(v_b, v_row) AS x(b, row_id) WHERE x.row_id IS NOT NULL);
+     WHERE (u.b, u.id) NOT IN (SELECT x.b, x.row_id FROM unnest(v_b || v_pb, v_row || v_prow) AS x(b, row_id)
+                                WHERE x.row_id IS NOT NULL);
 END;
 $$;
 
-COMMENT ON FUNCTION convkey._backfill_merge_simple(p_business_ids bigint[], p_ids bigint[], OUT o_merged integer, OUT o_resolved integer, OUT o_rest_business_ids bigint[], OUT o_rest_ids bigint[]) IS 'Internal backfill phase 2: merge the chunk''s independent rows that share identities with one conversation, set-based.';
+COMMENT ON FUNCTION convkey._backfill_merge_simple(p_business_ids bigint[], p_ids bigint[], OUT o_merged integer, OUT o_resolved integer, OUT o_rest_business_ids bigint[], OUT o_rest_ids bigint[]) IS 'Internal backfill phase 2: resolve the chunk''s independent plain rows (one owner or one pending person) set-based.';
 
 CREATE FUNCTION convkey._backfill_resolve_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[]) RETURNS jsonb
     LANGUAGE plpgsql
