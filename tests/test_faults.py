@@ -358,6 +358,10 @@ def test_terminated_backends_inside_messages_links_leads_and_merges(clone, relia
 
 
 # --- terminated backends inside backfill batches ---------------------------------------------------
+# what pg_stat_activity shows while the backfill works in a phase (the merge phase: its set-based
+# chunks, then the per-row procedure for the rest)
+PHASE_STATEMENTS = {"resolve": r"_backfill_resolve_batch", "merge": r"_backfill_merge_(batch|simple)"}
+
 class BatchKiller(threading.Thread):
     """Terminates the backfill's backend inside a batch statement of the phase each target names
     (when pg_stat_activity shows one active, after a random number of sightings)."""
@@ -378,8 +382,8 @@ class BatchKiller(threading.Thread):
                     while not self.stop.is_set():
                         pids = [r[0] for r in conn.execute(
                             "SELECT pid FROM pg_stat_activity WHERE application_name = 'convkey-backfill' "
-                            "AND state = 'active' AND query LIKE %s AND NOT pid = ANY(%s)",
-                            (f"%_backfill_{phase}_batch%", list(self.killed)))]
+                            "AND state = 'active' AND query ~ %s AND NOT pid = ANY(%s)",
+                            (PHASE_STATEMENTS[phase], list(self.killed)))]
                         if pids and skip == 0:
                             if conn.execute("SELECT pg_terminate_backend(%s)", (pids[0],)).fetchone()[0]:
                                 self.kills.append(phase)
@@ -456,8 +460,8 @@ def test_kill_9_mid_backfill_in_the_resolve_and_the_merge_phase(clone, reliabili
             skip = rng.randint(0, 10 if phase == "resolve" else 3)
             while proc.poll() is None:
                 seen = watch.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                                     "'convkey-backfill' AND state = 'active' AND query LIKE %s",
-                                     (f"%_backfill_{phase}_batch%",)).fetchone()[0]
+                                     "'convkey-backfill' AND state = 'active' AND query ~ %s",
+                                     (PHASE_STATEMENTS[phase],)).fetchone()[0]
                 if seen and skip == 0:
                     proc.send_signal(signal.SIGKILL)
                     landed.append(phase)
