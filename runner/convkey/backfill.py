@@ -11,10 +11,11 @@ idempotent (a second run changes nothing):
 2. **merge**: rows sharing an identity end up as one conversation (the most recent survives)
    through the audited merge primitive, under the same rules as get-or-create (different leads
    never merge, two phones never merge through a LID). Per chunk of waiting rows, the plain
-   cases that share nothing with another row of the chunk (one conversation owns what the row
-   shares, no pending person, lead and phone agree, no separation) merge set-based in one
-   transaction (``convkey._backfill_merge_simple``); every other row goes through the same
-   resolver as get-or-create, in its own transaction (``convkey._backfill_merge_batch``).
+   cases among the rows that come first in the chunk for all they touch (one conversation owns
+   what the row shares and its lead and phone agree, or one pending person without a lead or
+   another phone does; no separation) are done set-based in one transaction
+   (``convkey._backfill_merge_simple``); every other row goes through the same resolver as
+   get-or-create, in its own transaction (``convkey._backfill_merge_batch``).
 
 The default is a dry run: the same work in one transaction that is rolled back, so the plan it
 prints is exactly what ``--execute`` does. Note that a dry run holds its row locks until it ends.
@@ -27,6 +28,7 @@ import logging
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -169,20 +171,30 @@ class Backfill:
         total = self.q("backfill_unresolved_count", after_business_id=after[0], after_id=after[1],
                        business_id=self.business_id)[0]["n"]
         self.progress.start("resolve", total)
-        while True:
-            rows = self.q("backfill_unresolved_batch", after_business_id=after[0], after_id=after[1],
+
+        def fetch(after: tuple[int, int]) -> list[dict[str, Any]]:
+            return self.q("backfill_unresolved_batch", after_business_id=after[0], after_id=after[1],
                           business_id=self.business_id, limit=self.batch_size)
-            if not rows:
-                break
-            phones, wa_phones, errors = normalize_batch(rows, self.region)
-            stats = self.retrying(
-                "backfill_resolve_batch", scope=self.scope, business_ids=[r["business_id"] for r in rows],
-                ids=[r["id"] for r in rows], phones=phones, wa_phones=wa_phones, errors=errors)[0]["stats"]
-            self.report.rows_read += stats["read"]
-            for kind, n in stats["resolved"].items():
-                self.report.resolved[kind] = self.report.resolved.get(kind, 0) + n
-            after = (rows[-1]["business_id"], rows[-1]["id"])
-            self.progress.advance(len(rows))
+
+        # The next batch is read before this one is resolved (a batch writes only its own rows) and
+        # normalized in a thread while the server works on this one: phonenumbers is the runner's
+        # whole CPU, and it runs while this thread waits on the server.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convkey-normalize") as pool:
+            rows = fetch(after)
+            normalized = pool.submit(normalize_batch, rows, self.region)
+            while rows:
+                after = (rows[-1]["business_id"], rows[-1]["id"])
+                next_rows = fetch(after)
+                phones, wa_phones, errors = normalized.result()
+                normalized = pool.submit(normalize_batch, next_rows, self.region)
+                stats = self.retrying(
+                    "backfill_resolve_batch", scope=self.scope, business_ids=[r["business_id"] for r in rows],
+                    ids=[r["id"] for r in rows], phones=phones, wa_phones=wa_phones, errors=errors)[0]["stats"]
+                self.report.rows_read += stats["read"]
+                for kind, n in stats["resolved"].items():
+                    self.report.resolved[kind] = self.report.resolved.get(kind, 0) + n
+                self.progress.advance(len(rows))
+                rows = next_rows
         self.q("backfill_finish_phase", scope=self.scope, phase="resolve")
         self.progress.finish()
 
