@@ -1,6 +1,7 @@
 -- PROCEDURE convkey._backfill_merge_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[],
 --     p_commit boolean, INOUT p_stats jsonb DEFAULT '{}')
--- Phase 2 of the backfill over a batch of staged rows (in (business_id, id) order): one
+-- Phase 2 of the backfill over a batch of staged rows (in (business_id, id) order; the runner
+-- passes the rows convkey._backfill_merge_simple did not resolve set-based): one
 -- convkey._backfill_merge_row per row, each committed on its own when p_commit (so every merge
 -- takes its locks in the fixed order and holds them for one row only; webhooks never wait on a
 -- whole batch). The phase's cursor moves with each row. p_commit false (the dry run, inside
