@@ -12,7 +12,7 @@ DECLARE
     v_lock bigint;
 BEGIN
     -- Level 0: a shared lock per business; the backfill's bulk claim takes it exclusively for
-    -- one short batch, so no identity is claimed by two writers at once.
+    -- one short batch (convkey._lock_backfill), so no identity is claimed by two writers at once.
     PERFORM pg_advisory_xact_lock_shared(hashtextextended(format('convkey:backfill:%s', p_business_id), 0));
     FOR v_lock IN
         SELECT DISTINCT hashtextextended(format('convkey:%s:%s:%s', p_business_id, c.k, c.v), 0)

@@ -24,7 +24,6 @@ RETURNS jsonb
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_business     bigint;
     v_read         int;
     v_resolved     jsonb;
     v_deferred     int;
@@ -37,9 +36,7 @@ BEGIN
     IF v_n = 0 THEN
         RETURN jsonb_build_object('read', 0, 'resolved', '{}'::jsonb, 'deferred', 0, 'unresolvable', 0);
     END IF;
-    FOR v_business IN SELECT DISTINCT b FROM unnest(p_business_ids) AS b ORDER BY 1 LOOP
-        PERFORM pg_advisory_xact_lock(hashtextextended(format('convkey:backfill:%s', v_business), 0));
-    END LOOP;
+    PERFORM convkey._lock_backfill(p_business_ids);
 
     -- The batch's rows still unresolved, locked, with the identities derived from each.
     SELECT coalesce(array_agg(ROW(b.business_id, b.id, d.o_kinds, d.o_values, d.o_reason)::convkey.backfill_candidate),

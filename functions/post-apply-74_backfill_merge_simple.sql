@@ -56,9 +56,7 @@ DECLARE
 BEGIN
     o_merged := 0;
     o_resolved := 0;
-    FOR v_business IN SELECT DISTINCT b FROM unnest(p_business_ids) AS b ORDER BY 1 LOOP
-        PERFORM pg_advisory_xact_lock(hashtextextended(format('convkey:backfill:%s', v_business), 0));
-    END LOOP;
+    PERFORM convkey._lock_backfill(p_business_ids);
 
     -- Candidates: rows with one owner and no pending person, or with no owner and one pending
     -- person, that come first (lowest id) among the chunk's rows for everything they touch:

@@ -179,9 +179,7 @@ DECLARE
 BEGIN
     o_merged := 0;
     o_resolved := 0;
-    FOR v_business IN SELECT DISTINCT b FROM unnest(p_business_ids) AS b ORDER BY 1 LOOP
-        PERFORM pg_advisory_xact_lock(hashtextextended(format('convkey:backfill:%s', v_business), 0));
-    END LOOP;
+    PERFORM convkey._lock_backfill(p_business_ids);
 
     -- Candidates: rows with one owner and no pending person, or with no owner and one pending
     -- person, that come first (lowest id) among the chunk's rows for everything they touch:
@@ -351,7 +349,6 @@ CREATE FUNCTION convkey._backfill_resolve_batch(p_scope bigint, p_business_ids b
     LANGUAGE plpgsql
     AS $$
 DECLARE
-    v_business     bigint;
     v_read         int;
     v_resolved     jsonb;
     v_deferred     int;
@@ -364,9 +361,7 @@ BEGIN
     IF v_n = 0 THEN
         RETURN jsonb_build_object('read', 0, 'resolved', '{}'::jsonb, 'deferred', 0, 'unresolvable', 0);
     END IF;
-    FOR v_business IN SELECT DISTINCT b FROM unnest(p_business_ids) AS b ORDER BY 1 LOOP
-        PERFORM pg_advisory_xact_lock(hashtextextended(format('convkey:backfill:%s', v_business), 0));
-    END LOOP;
+    PERFORM convkey._lock_backfill(p_business_ids);
 
     -- The batch's rows still unresolved, locked, with the identities derived from each.
     SELECT coalesce(array_agg(ROW(b.business_id, b.id, d.o_kinds, d.o_values, d.o_reason)::convkey.backfill_candidate),
@@ -773,6 +768,21 @@ $$;
 
 COMMENT ON FUNCTION convkey._live_conversation(p_business_id bigint, p_conversation_id bigint, p_param text) IS 'Internal: follow tombstones to the live conversation; P0002 when the id is not in the business.';
 
+CREATE FUNCTION convkey._lock_backfill(p_business_ids bigint[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_business bigint;
+BEGIN
+    FOR v_business IN SELECT DISTINCT b FROM unnest(p_business_ids) AS b ORDER BY 1 LOOP
+        -- the key convkey._lock_identities takes shared
+        PERFORM pg_advisory_xact_lock(hashtextextended(format('convkey:backfill:%s', v_business), 0));
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION convkey._lock_backfill(p_business_ids bigint[]) IS 'Internal: the per-business backfill lock, exclusively, for a backfill batch''s businesses.';
+
 CREATE FUNCTION convkey._lock_conversations(p_business_id bigint, p_ids bigint[]) RETURNS void
     LANGUAGE plpgsql
     AS $$
@@ -792,7 +802,7 @@ DECLARE
     v_lock bigint;
 BEGIN
     -- Level 0: a shared lock per business; the backfill's bulk claim takes it exclusively for
-    -- one short batch, so no identity is claimed by two writers at once.
+    -- one short batch (convkey._lock_backfill), so no identity is claimed by two writers at once.
     PERFORM pg_advisory_xact_lock_shared(hashtextextended(format('convkey:backfill:%s', p_business_id), 0));
     FOR v_lock IN
         SELECT DISTINCT hashtextextended(format('convkey:%s:%s:%s', p_business_id, c.k, c.v), 0)
