@@ -31,7 +31,6 @@ DECLARE
     v_n            int := cardinality(p_ids);
     v_rows         convkey.backfill_candidate[];
     v_writes       bigint;
-    v_plan_mode    text;
 BEGIN
     IF v_n = 0 THEN
         RETURN jsonb_build_object('read', 0, 'resolved', '{}'::jsonb, 'deferred', 0, 'unresolvable', 0);
@@ -42,11 +41,12 @@ BEGIN
     SELECT coalesce(array_agg(ROW(b.business_id, b.id, d.o_kinds, d.o_values, d.o_reason)::convkey.backfill_candidate),
                     '{}'::convkey.backfill_candidate[])
       INTO v_rows
-      FROM (SELECT c.business_id, c.id, c.lead_id, c.customer_wa_id, u.phone, u.wa_phone, u.err
-              FROM unnest(p_business_ids, p_ids, p_phones, p_wa_phones, p_errors) AS u(b, id, phone, wa_phone, err)
-              JOIN convkey.whatsapp_conversation c ON c.business_id = u.b AND c.id = u.id
-             WHERE c.canonical_key IS NULL AND c.merged_into_id IS NULL
-               FOR NO KEY UPDATE OF c) AS b
+      FROM unnest(p_business_ids, p_ids, p_phones, p_wa_phones, p_errors) AS u(b, id, phone, wa_phone, err)
+     CROSS JOIN LATERAL (SELECT c.business_id, c.id, c.lead_id, c.customer_wa_id, u.phone, u.wa_phone, u.err
+                           FROM convkey.whatsapp_conversation c
+                          WHERE c.business_id = u.b AND c.id = u.id
+                            AND c.canonical_key IS NULL AND c.merged_into_id IS NULL
+                            FOR NO KEY UPDATE) AS b
      CROSS JOIN LATERAL convkey._backfill_identities(b.business_id, b.lead_id, b.phone, b.customer_wa_id, b.wa_phone, b.err) AS d;
     v_read := cardinality(v_rows);
 
@@ -57,25 +57,26 @@ BEGIN
     -- and resolved now leave the staging table. Of rows sharing an identity, the lowest id
     -- claims: what the merge phase, which takes rows in id order, would have done with it first
     -- (resolve it alone); the others then merge with it there.
-    -- Planned for each batch (force_custom_plan, for this statement only): from the sixth call on,
-    -- the plan cache would keep a generic plan that assumes unnest(v_rows) yields 10 rows and
-    -- anti-joins winners against blocked in a nested loop; at 10,000 rows a batch that took 0.5 s
-    -- then took 6-9 s (auto_explain: 18.9M rows removed by the join filter). Measured at 1M rows:
-    -- the resolve phase 454 s -> 201 s. Only this statement: the per-row statements of
-    -- convkey._backfill_identities keep their cached plans.
-    v_plan_mode := current_setting('plan_cache_mode');
-    PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
+    -- Planned for each batch: EXECUTE makes a one-shot plan that sees the batch (v_rows). A cached
+    -- plan would, from the sixth call on, be a generic one that assumes unnest(v_rows) yields 10
+    -- rows and anti-joins winners against blocked in a nested loop; at 10,000 rows a batch that
+    -- took 0.5 s then took 6-9 s (auto_explain: 18.9M rows removed by the join filter). Not
+    -- plan_cache_mode = force_custom_plan: the foreign-key checks of the rows this statement
+    -- inserts run under that setting too, and re-planned each check: 24 us per identity row,
+    -- the largest single cost of the statement (pg_stat_statements, track_planning).
     PERFORM set_config('convkey.backfill_claim', 'on', true);
+    EXECUTE $claim$
     WITH rows AS (
-        SELECT r.* FROM unnest(v_rows) AS r
+        SELECT r.* FROM unnest($1::convkey.backfill_candidate[]) AS r
     ), ids AS (
         SELECT r.business_id, r.conversation_id, x.k, x.v
           FROM rows r CROSS JOIN LATERAL unnest(r.kinds, r.vals) AS x(k, v)
          WHERE r.reason IS NULL
     ), blocked AS (
         SELECT i.business_id, i.conversation_id FROM ids i
-         WHERE EXISTS (SELECT 1 FROM convkey.identity t
-                        WHERE t.business_id = i.business_id AND t.kind = i.k AND t.value = i.v)
+         CROSS JOIN LATERAL (SELECT 1 FROM convkey.identity t
+                              WHERE t.business_id = i.business_id AND t.kind = i.k AND t.value = i.v
+                              LIMIT 1) AS t
         UNION
         SELECT s.business_id, s.conversation_id
           FROM (SELECT i.business_id, i.conversation_id,
@@ -123,9 +124,10 @@ BEGIN
            (SELECT count(*) FROM rows r WHERE r.reason IS NULL) - (SELECT count(*) FROM winners),
            (SELECT count(*) FROM rows r WHERE r.reason IS NOT NULL),
            (SELECT count(*) FROM claimed) + (SELECT count(*) FROM staged) + (SELECT count(*) FROM unstaged)
-      INTO v_resolved, v_deferred, v_unresolvable, v_writes;
+    $claim$
+      INTO v_resolved, v_deferred, v_unresolvable, v_writes
+     USING v_rows;
     PERFORM set_config('convkey.backfill_claim', 'off', true);
-    PERFORM set_config('plan_cache_mode', v_plan_mode, true);
 
     INSERT INTO convkey.backfill_cursor AS k (business_id, phase, last_business_id, last_id)
     VALUES (p_scope, 'resolve', p_business_ids[v_n], p_ids[v_n])
