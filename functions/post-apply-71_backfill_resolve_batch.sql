@@ -1,10 +1,16 @@
 -- convkey._backfill_resolve_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[],
---     p_phones text[], p_wa_phones text[], p_errors text[]) RETURNS jsonb
+--     p_phones text[], p_wa_phones text[], p_errors text[],
+--     p_derived text DEFAULT NULL, p_derived_lead_ids bigint[] DEFAULT NULL,
+--     p_derived_wa_ids text[] DEFAULT NULL) RETURNS jsonb
 -- Phase 1 of the backfill, one batch of legacy rows (canonical_key NULL, not merged), set-based.
 -- The runner passes the rows' keys in (business_id, id) order with what it normalized: p_phones
 -- (phone_e164 as E.164), p_wa_phones (customer_wa_id when it is a human phone format) and
--- p_errors (why it could not). Each row's identities are derived (convkey._backfill_identities)
--- and staged in convkey.backfill_row. A row whose identities are all new (owned by no
+-- p_errors (why it could not). Each row's identities are derived (convkey._backfill_identities),
+-- or taken from p_derived* (p_derived: a convkey.backfill_candidate[] as text): what
+-- convkey._backfill_derive returned for the same arguments, which
+-- the runner computes on a second connection while the previous batch is resolved (the second
+-- core). The batch trusts them as it trusts p_phones, and only for a row whose lead_id and
+-- customer_wa_id are still those they were derived from. They are staged in convkey.backfill_row. A row whose identities are all new (owned by no
 -- conversation or pending person, shared with no lower-id row of the batch) claims them and gets
 -- its key in two statements for the whole batch, exactly as get-or-create would have keyed it;
 -- the others stay staged: 'deferred' for the merge phase, or 'unresolvable' with the reason.
@@ -13,13 +19,17 @@
 -- Locks: the per-business backfill lock exclusively (webhooks creating or linking identities in
 -- those businesses wait for this short batch; the fast path does not), then the batch's rows.
 -- SQLSTATEs: none of its own.
+DROP FUNCTION IF EXISTS convkey._backfill_resolve_batch(bigint, bigint[], bigint[], text[], text[], text[]);
 CREATE OR REPLACE FUNCTION convkey._backfill_resolve_batch(
     p_scope bigint,
     p_business_ids bigint[],
     p_ids bigint[],
     p_phones text[],
     p_wa_phones text[],
-    p_errors text[])
+    p_errors text[],
+    p_derived text DEFAULT NULL,
+    p_derived_lead_ids bigint[] DEFAULT NULL,
+    p_derived_wa_ids text[] DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql
 AS $$
@@ -37,17 +47,29 @@ BEGIN
     END IF;
     PERFORM convkey._lock_backfill(p_business_ids);
 
-    -- The batch's rows still unresolved, locked, with the identities derived from each.
+    -- The batch's rows still unresolved, locked, with the identities derived from each: those
+    -- convkey._backfill_derive derived ahead (p_derived*, aligned with p_ids) when the row still
+    -- has the lead_id and customer_wa_id they came from, else derived here.
     SELECT coalesce(array_agg(ROW(b.business_id, b.id, d.o_kinds, d.o_values, d.o_reason)::convkey.backfill_candidate),
                     '{}'::convkey.backfill_candidate[])
       INTO v_rows
-      FROM unnest(p_business_ids, p_ids, p_phones, p_wa_phones, p_errors) AS u(b, id, phone, wa_phone, err)
-     CROSS JOIN LATERAL (SELECT c.business_id, c.id, c.lead_id, c.customer_wa_id, u.phone, u.wa_phone, u.err
+      FROM unnest(p_business_ids, p_ids, p_phones, p_wa_phones, p_errors,
+                  p_derived::convkey.backfill_candidate[], p_derived_lead_ids, p_derived_wa_ids)
+           AS u(b, id, phone, wa_phone, err, g_business_id, g_id, g_kinds, g_vals, g_reason, g_lead_id, g_wa_id)
+     CROSS JOIN LATERAL (SELECT c.business_id, c.id, c.lead_id, c.customer_wa_id, u.phone, u.wa_phone, u.err,
+                                (u.g_business_id = c.business_id AND u.g_id = c.id
+                                 AND u.g_lead_id IS NOT DISTINCT FROM c.lead_id
+                                 AND u.g_wa_id IS NOT DISTINCT FROM c.customer_wa_id) IS TRUE AS ahead
                            FROM convkey.whatsapp_conversation c
                           WHERE c.business_id = u.b AND c.id = u.id
                             AND c.canonical_key IS NULL AND c.merged_into_id IS NULL
                             FOR NO KEY UPDATE) AS b
-     CROSS JOIN LATERAL convkey._backfill_identities(b.business_id, b.lead_id, b.phone, b.customer_wa_id, b.wa_phone, b.err) AS d;
+     CROSS JOIN LATERAL (SELECT u.g_kinds AS o_kinds, u.g_vals AS o_values, u.g_reason AS o_reason WHERE b.ahead
+                         UNION ALL
+                         SELECT i.o_kinds, i.o_values, i.o_reason
+                           FROM convkey._backfill_identities(b.business_id, b.lead_id, b.phone, b.customer_wa_id,
+                                                             b.wa_phone, b.err) AS i
+                          WHERE NOT b.ahead) AS d;
     v_read := cardinality(v_rows);
 
     -- In one statement: rows whose identities are all new (owned by nobody, and shared with no
@@ -139,5 +161,6 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION convkey._backfill_resolve_batch(bigint, bigint[], bigint[], text[], text[], text[]) IS
+COMMENT ON FUNCTION convkey._backfill_resolve_batch(bigint, bigint[], bigint[], text[], text[], text[], text,
+                                                   bigint[], text[]) IS
     'Internal backfill phase 1: stage a batch of legacy rows; rows with only new identities claim them and get keys.';

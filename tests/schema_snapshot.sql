@@ -15,6 +15,24 @@ CREATE TYPE convkey.backfill_candidate AS (
 
 COMMENT ON TYPE convkey.backfill_candidate IS 'A legacy row of one backfill batch with the identities derived from it (or why it has none).';
 
+CREATE FUNCTION convkey._backfill_derive(p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[], OUT o_rows text, OUT o_lead_ids bigint[], OUT o_wa_ids text[]) RETURNS record
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce(array_agg(CASE WHEN c.id IS NOT NULL
+                                   THEN ROW(c.business_id, c.id, d.o_kinds, d.o_values, d.o_reason)::convkey.backfill_candidate
+                              END ORDER BY u.n), '{}')::text,
+           coalesce(array_agg(c.lead_id ORDER BY u.n), '{}'),
+           coalesce(array_agg(c.customer_wa_id ORDER BY u.n), '{}')
+      FROM unnest(p_business_ids, p_ids, p_phones, p_wa_phones, p_errors) WITH ORDINALITY AS u(b, id, phone, wa_phone, err, n)
+      LEFT JOIN LATERAL (SELECT c.business_id, c.id, c.lead_id, c.customer_wa_id
+                           FROM convkey.whatsapp_conversation c
+                          WHERE c.business_id = u.b AND c.id = u.id) AS c ON true
+      LEFT JOIN LATERAL convkey._backfill_identities(c.business_id, c.lead_id, u.phone, c.customer_wa_id,
+                                                     u.wa_phone, u.err) AS d ON c.id IS NOT NULL
+$$;
+
+COMMENT ON FUNCTION convkey._backfill_derive(p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[], OUT o_rows text, OUT o_lead_ids bigint[], OUT o_wa_ids text[]) IS 'Internal backfill phase 1: a batch''s identities, derived ahead on another connection (read-only).';
+
 CREATE FUNCTION convkey._backfill_identities(p_business_id bigint, p_lead_id bigint, p_phone text, p_wa_id text, p_wa_phone text, p_error text, OUT o_kinds text[], OUT o_values text[], OUT o_reason text) RETURNS record
     LANGUAGE plpgsql IMMUTABLE
     AS $$
@@ -296,6 +314,9 @@ BEGIN
                AND NOT EXISTS (SELECT 1 FROM convkey.conversation_separation s
                                 WHERE s.business_id = p.b AND (s.low_id = p.row_id OR s.high_id = p.row_id))) AS d;
 
+    -- The writes keep the default plan cache: under force_custom_plan the foreign-key checks of
+    -- the identity rows they write would be planned again for every row (24 us each).
+    PERFORM set_config('plan_cache_mode', 'auto', true);
     FOR v_business IN SELECT DISTINCT b FROM unnest(v_b || v_pb) AS b ORDER BY 1 LOOP
         PERFORM convkey._merge_conversations_many(
             v_business,
@@ -327,6 +348,7 @@ BEGIN
             ARRAY(SELECT x.p FROM unnest(v_b || v_pb, v_phone || v_pphone) WITH ORDINALITY AS x(b, p, n)
                    WHERE x.b = v_business ORDER BY x.n));
     END LOOP;
+    PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
 
     DELETE FROM convkey.backfill_row r
      USING unnest(v_b || v_pb, v_row || v_prow) AS x(b, row_id)
@@ -345,7 +367,7 @@ $$;
 
 COMMENT ON FUNCTION convkey._backfill_merge_simple(p_business_ids bigint[], p_ids bigint[], OUT o_merged integer, OUT o_resolved integer, OUT o_rest_business_ids bigint[], OUT o_rest_ids bigint[]) IS 'Internal backfill phase 2: resolve the chunk''s independent plain rows (one owner or one pending person) set-based.';
 
-CREATE FUNCTION convkey._backfill_resolve_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[]) RETURNS jsonb
+CREATE FUNCTION convkey._backfill_resolve_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[], p_derived text DEFAULT NULL::text, p_derived_lead_ids bigint[] DEFAULT NULL::bigint[], p_derived_wa_ids text[] DEFAULT NULL::text[]) RETURNS jsonb
     LANGUAGE plpgsql
     AS $_$
 DECLARE
@@ -362,17 +384,29 @@ BEGIN
     END IF;
     PERFORM convkey._lock_backfill(p_business_ids);
 
-    -- The batch's rows still unresolved, locked, with the identities derived from each.
+    -- The batch's rows still unresolved, locked, with the identities derived from each: those
+    -- convkey._backfill_derive derived ahead (p_derived*, aligned with p_ids) when the row still
+    -- has the lead_id and customer_wa_id they came from, else derived here.
     SELECT coalesce(array_agg(ROW(b.business_id, b.id, d.o_kinds, d.o_values, d.o_reason)::convkey.backfill_candidate),
                     '{}'::convkey.backfill_candidate[])
       INTO v_rows
-      FROM unnest(p_business_ids, p_ids, p_phones, p_wa_phones, p_errors) AS u(b, id, phone, wa_phone, err)
-     CROSS JOIN LATERAL (SELECT c.business_id, c.id, c.lead_id, c.customer_wa_id, u.phone, u.wa_phone, u.err
+      FROM unnest(p_business_ids, p_ids, p_phones, p_wa_phones, p_errors,
+                  p_derived::convkey.backfill_candidate[], p_derived_lead_ids, p_derived_wa_ids)
+           AS u(b, id, phone, wa_phone, err, g_business_id, g_id, g_kinds, g_vals, g_reason, g_lead_id, g_wa_id)
+     CROSS JOIN LATERAL (SELECT c.business_id, c.id, c.lead_id, c.customer_wa_id, u.phone, u.wa_phone, u.err,
+                                (u.g_business_id = c.business_id AND u.g_id = c.id
+                                 AND u.g_lead_id IS NOT DISTINCT FROM c.lead_id
+                                 AND u.g_wa_id IS NOT DISTINCT FROM c.customer_wa_id) IS TRUE AS ahead
                            FROM convkey.whatsapp_conversation c
                           WHERE c.business_id = u.b AND c.id = u.id
                             AND c.canonical_key IS NULL AND c.merged_into_id IS NULL
                             FOR NO KEY UPDATE) AS b
-     CROSS JOIN LATERAL convkey._backfill_identities(b.business_id, b.lead_id, b.phone, b.customer_wa_id, b.wa_phone, b.err) AS d;
+     CROSS JOIN LATERAL (SELECT u.g_kinds AS o_kinds, u.g_vals AS o_values, u.g_reason AS o_reason WHERE b.ahead
+                         UNION ALL
+                         SELECT i.o_kinds, i.o_values, i.o_reason
+                           FROM convkey._backfill_identities(b.business_id, b.lead_id, b.phone, b.customer_wa_id,
+                                                             b.wa_phone, b.err) AS i
+                          WHERE NOT b.ahead) AS d;
     v_read := cardinality(v_rows);
 
     -- In one statement: rows whose identities are all new (owned by nobody, and shared with no
@@ -464,7 +498,7 @@ BEGIN
 END;
 $_$;
 
-COMMENT ON FUNCTION convkey._backfill_resolve_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[]) IS 'Internal backfill phase 1: stage a batch of legacy rows; rows with only new identities claim them and get keys.';
+COMMENT ON FUNCTION convkey._backfill_resolve_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[], p_derived text, p_derived_lead_ids bigint[], p_derived_wa_ids text[]) IS 'Internal backfill phase 1: stage a batch of legacy rows; rows with only new identities claim them and get keys.';
 
 CREATE FUNCTION convkey._blank_chars() RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE

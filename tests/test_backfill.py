@@ -250,7 +250,7 @@ def test_backfill_keeps_an_unmerged_legacy_row_apart_even_through_its_lead(db_ds
 
 
 def test_a_resolve_batch_leaves_the_sessions_plan_cache_mode_as_it_was(db_conn):
-    """The batch statement is planned per batch (force_custom_plan); the caller's setting comes back."""
+    """The claim statement is planned per batch (EXECUTE), without touching the caller's plan_cache_mode."""
     cid = db_conn.execute("INSERT INTO convkey.whatsapp_conversation (business_id, customer_wa_id) "
                           "VALUES (1, '972520000001@s.whatsapp.net') RETURNING id").fetchone()[0]
     with db_conn.transaction():
@@ -259,6 +259,36 @@ def test_a_resolve_batch_leaves_the_sessions_plan_cache_mode_as_it_was(db_conn):
                                "ARRAY[NULL]::text[], ARRAY[NULL]::text[], ARRAY[NULL]::text[])", (cid,)).fetchone()[0]
         assert done["read"] == 1 and done["resolved"] == {"phone": 1}
         assert db_conn.execute("SHOW plan_cache_mode").fetchone()[0] == "force_generic_plan"
+
+
+def test_identities_derived_ahead_are_used_only_for_rows_still_as_derived(db_conn):
+    """A resolve batch takes convkey._backfill_derive's identities for a row only when the row still
+    has the lead_id and customer_wa_id they came from, and the element is that row's; otherwise it
+    derives the row again."""
+    ids = [r[0] for r in db_conn.execute(
+        "INSERT INTO convkey.whatsapp_conversation (business_id, customer_wa_id, lead_id) VALUES "
+        "(1, '972520000001@s.whatsapp.net', NULL), (1, '972520000002@s.whatsapp.net', NULL), "
+        "(1, '972520000003@s.whatsapp.net', NULL) RETURNING id").fetchall()]
+    nulls = [None] * 3
+    ahead = db_conn.execute("SELECT o_rows, o_lead_ids, o_wa_ids FROM convkey._backfill_derive("
+                            "%s, %s, %s::text[], %s::text[], %s::text[])", ([1] * 3, ids, nulls, nulls, nulls)).fetchone()
+    assert ahead[1] == nulls and ahead[2][0] == "972520000001@s.whatsapp.net"
+    # after the derivation: the first row gets a lead, the second another JID
+    db_conn.execute("UPDATE convkey.whatsapp_conversation SET lead_id = 77 WHERE id = %s", (ids[0],))
+    db_conn.execute("UPDATE convkey.whatsapp_conversation SET customer_wa_id = '972520000009@s.whatsapp.net' "
+                    "WHERE id = %s", (ids[1],))
+    # and the third row's element is handed over in the wrong place (misaligned arrays)
+    rows, leads, was = ahead
+    derived = db_conn.execute("SELECT ((%s::convkey.backfill_candidate[])[1:2] || "
+                              "ARRAY[ROW(1, %s, '{phone}', '{+972520000008}', NULL)::convkey.backfill_candidate])::text",
+                              (rows, ids[0])).fetchone()[0]
+    done = db_conn.execute("SELECT convkey._backfill_resolve_batch(1, %s, %s, %s::text[], %s::text[], %s::text[], "
+                           "%s::text, %s::bigint[], %s::text[])",
+                           ([1] * 3, ids, nulls, nulls, nulls, derived, leads, was)).fetchone()[0]
+    assert done["read"] == 3 and done["resolved"] == {"lead": 1, "phone": 2}
+    keys = dict(db_conn.execute("SELECT id, canonical_key FROM convkey.whatsapp_conversation WHERE id = ANY(%s)",
+                                (ids,)).fetchall())
+    assert keys == {ids[0]: "lead:1:77", ids[1]: "phone:1:+972520000009", ids[2]: "phone:1:+972520000003"}
 
 
 # The state a backfill leaves, without what differs between two runs of the same work: the clock
@@ -285,7 +315,8 @@ def outcome(conn) -> dict[str, list[str]]:
 def test_set_based_merge_equals_the_per_row_resolver(db_dsn, pg_server):
     """The merge phase's set-based path (plain cases, independent within a chunk) leaves exactly the
     state the per-row resolver leaves: same survivors, keys, leads, phones, messages, identities,
-    audit rows (snapshots included), conflicts and unresolvable rows."""
+    audit rows (snapshots included), conflicts and unresolvable rows. The reference also derives
+    every row's identities inside its resolve batch instead of on the second connection."""
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         generate(conn, 600, seed=11)
         generate(conn, 150, business_id=2, seed=12)
@@ -297,7 +328,7 @@ def test_set_based_merge_equals_the_per_row_resolver(db_dsn, pg_server):
     reference = pg_server.create_database(f"{source}_per_row", template=source)
     try:
         fast = run_backfill(db_dsn, execute=True, batch_size=97)
-        slow = run_backfill(reference, execute=True, batch_size=97, simple_merge=False)
+        slow = run_backfill(reference, execute=True, batch_size=97, simple_merge=False, derive_ahead=False)
         assert {**fast.plan(), "merge_set_based": 0} == slow.plan()
         with psycopg.connect(db_dsn, autocommit=True) as a, psycopg.connect(reference, autocommit=True) as b:
             got, want = outcome(a), outcome(b)

@@ -8,6 +8,9 @@ idempotent (a second run changes nothing):
    once), and one SQL call stages the batch, derives identities (JIDs through the SQL grammar,
    LID digits never become phones), and lets every row whose identities are new claim them and
    get its key, set-based. Rows that collide with an identity or another row wait for phase 2.
+   The next batch is read, normalized and its identities derived (``convkey._backfill_derive``,
+   on a second, read-only connection) while the server resolves this one: the derivation is
+   the batch's largest CPU cost, and the second core does it.
 2. **merge**: rows sharing an identity end up as one conversation (the most recent survives)
    through the audited merge primitive, under the same rules as get-or-create (different leads
    never merge, two phones never merge through a LID). Per chunk of waiting rows, the plain
@@ -128,8 +131,10 @@ def normalize_batch(rows: list[dict[str, Any]], region: str) -> tuple[list, list
 
 class Backfill:
     def __init__(self, conn: psycopg.Connection, *, execute: bool, business_id: int | None, batch_size: int,
-                 region: str, do_resolve: bool, do_merge: bool, progress: Progress, simple_merge: bool = True):
+                 region: str, do_resolve: bool, do_merge: bool, progress: Progress, simple_merge: bool = True,
+                 derive_conn: psycopg.Connection | None = None):
         self.conn = conn
+        self.derive_conn = derive_conn
         self.execute = execute
         self.business_id = business_id
         self.scope = business_id or 0
@@ -176,20 +181,18 @@ class Backfill:
             return self.q("backfill_unresolved_batch", after_business_id=after[0], after_id=after[1],
                           business_id=self.business_id, limit=self.batch_size)
 
-        # The next batch is read before this one is resolved (a batch writes only its own rows) and
-        # normalized in a thread while the server works on this one: phonenumbers is the runner's
-        # whole CPU, and it runs while this thread waits on the server.
+        # The next batch is read before this one is resolved (a batch writes only its own rows),
+        # then normalized and its identities derived in a thread while the server works on this
+        # one: phonenumbers is the runner's whole CPU, and the derivation runs on the second core.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convkey-normalize") as pool:
             rows = fetch(after)
-            normalized = pool.submit(normalize_batch, rows, self.region)
+            prepared = pool.submit(self._prepare, rows)
             while rows:
                 after = (rows[-1]["business_id"], rows[-1]["id"])
                 next_rows = fetch(after)
-                phones, wa_phones, errors = normalized.result()
-                normalized = pool.submit(normalize_batch, next_rows, self.region)
-                stats = self.retrying(
-                    "backfill_resolve_batch", scope=self.scope, business_ids=[r["business_id"] for r in rows],
-                    ids=[r["id"] for r in rows], phones=phones, wa_phones=wa_phones, errors=errors)[0]["stats"]
+                args = prepared.result()
+                prepared = pool.submit(self._prepare, next_rows)
+                stats = self.retrying("backfill_resolve_batch", scope=self.scope, **args)[0]["stats"]
                 self.report.rows_read += stats["read"]
                 for kind, n in stats["resolved"].items():
                     self.report.resolved[kind] = self.report.resolved.get(kind, 0) + n
@@ -197,6 +200,25 @@ class Backfill:
                 rows = next_rows
         self.q("backfill_finish_phase", scope=self.scope, phase="resolve")
         self.progress.finish()
+
+    def _prepare(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """A batch's arguments for convkey._backfill_resolve_batch: its keys, the runner's phone
+        readings and, with a derive connection, the identities derived ahead (else the batch
+        derives them itself: same result, on the batch's own time)."""
+        args: dict[str, Any] = {"business_ids": [r["business_id"] for r in rows], "ids": [r["id"] for r in rows]}
+        args["phones"], args["wa_phones"], args["errors"] = normalize_batch(rows, self.region)
+        args.update(derived=None, derived_lead_ids=None, derived_wa_ids=None)
+        if self.derive_conn is not None and rows:
+            try:
+                ahead = self.derive_conn.execute(queries.get("backfill_derive"), args).fetchone()
+            except psycopg.Error as exc:
+                # only slower from here on: the batches derive for themselves
+                logger.warning("deriving identities ahead failed (SQLSTATE %s); batches derive them themselves",
+                               exc.sqlstate)
+                self.derive_conn = None
+            else:
+                args.update(derived=ahead["rows"], derived_lead_ids=ahead["lead_ids"], derived_wa_ids=ahead["wa_ids"])
+        return args
 
     def merge_phase(self) -> None:
         after = self._start("merge")
@@ -257,12 +279,13 @@ class Backfill:
 
 def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = None, batch_size: int = 10000,
                  default_region: str = "IL", skip_backfill: bool = False, skip_merge: bool = False,
-                 progress: Progress | None = None, simple_merge: bool = True) -> Report:
+                 progress: Progress | None = None, simple_merge: bool = True, derive_ahead: bool = True) -> Report:
     """Run (or dry-run) the backfill; raises on errors that are not the data's fault.
 
     ``simple_merge=False`` sends every waiting row through the per-row resolver (the reference
     the set-based path is tested against), instead of merging the independent plain cases of each
-    chunk set-based first.
+    chunk set-based first. ``derive_ahead=False`` lets every resolve batch derive its rows'
+    identities itself instead of taking them from a second connection that derived them ahead.
     """
     if batch_size < 1:
         raise InvalidIdentifier("batch_size must be at least 1")
@@ -277,12 +300,19 @@ def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = N
         locked = conn.execute(queries.get("backfill_try_lock"), {"scope": scope}).fetchone()["locked"]
         if not locked:
             raise RuntimeError("another convkey backfill is running for this scope; wait for it to finish")
+        derive_conn = None
         try:
+            if derive_ahead and not skip_backfill:
+                derive_conn = psycopg.connect(dsn, autocommit=True, row_factory=dict_row,
+                                              application_name="convkey-backfill-derive")
+                derive_conn.execute("SET statement_timeout = '10min'")
             job = Backfill(conn, execute=execute, business_id=business_id, batch_size=batch_size,
                            region=default_region, do_resolve=not skip_backfill, do_merge=not skip_merge,
-                           progress=progress, simple_merge=simple_merge)
+                           progress=progress, simple_merge=simple_merge, derive_conn=derive_conn)
             report = job.run()
         finally:
+            if derive_conn is not None:
+                derive_conn.close()
             if not execute:
                 conn.rollback()
             conn.execute(queries.get("backfill_unlock"), {"scope": scope})

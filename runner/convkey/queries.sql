@@ -86,9 +86,14 @@ SELECT count(*) AS n FROM convkey.whatsapp_conversation
    AND (business_id, id) > (%(after_business_id)s, %(after_id)s)
    AND (%(business_id)s::bigint IS NULL OR business_id = %(business_id)s)
 
+-- backfill_derive --
+SELECT o_rows AS rows, o_lead_ids AS lead_ids, o_wa_ids AS wa_ids
+  FROM convkey._backfill_derive(%(business_ids)s, %(ids)s, %(phones)s, %(wa_phones)s, %(errors)s)
+
 -- backfill_resolve_batch --
 SELECT convkey._backfill_resolve_batch(%(scope)s, %(business_ids)s, %(ids)s, %(phones)s, %(wa_phones)s,
-                                       %(errors)s) AS stats
+                                       %(errors)s, %(derived)s::text,
+                                       %(derived_lead_ids)s::bigint[], %(derived_wa_ids)s::text[]) AS stats
 
 -- backfill_deferred_batch --
 SELECT business_id, conversation_id AS id FROM convkey.backfill_row
