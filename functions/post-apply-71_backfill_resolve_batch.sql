@@ -7,13 +7,14 @@
 -- (phone_e164 as E.164), p_wa_phones (customer_wa_id when it is a human phone format) and
 -- p_errors (why it could not). Each row's identities are derived (convkey._backfill_identities),
 -- or taken from p_derived* (p_derived: a convkey.backfill_candidate[] as text): what
--- convkey._backfill_derive returned for the same arguments, which
--- the runner computes on a second connection while the previous batch is resolved (the second
--- core). The batch trusts them as it trusts p_phones, and only for a row whose lead_id and
--- customer_wa_id are still those they were derived from. They are staged in convkey.backfill_row. A row whose identities are all new (owned by no
--- conversation or pending person, shared with no lower-id row of the batch) claims them and gets
--- its key in two statements for the whole batch, exactly as get-or-create would have keyed it;
--- the others stay staged: 'deferred' for the merge phase, or 'unresolvable' with the reason.
+-- convkey._backfill_derive returned for the same arguments, which the runner computes on a
+-- second connection while the previous batch is resolved (the second core). The batch trusts
+-- them as it trusts p_phones, and only for a row whose lead_id and customer_wa_id are still
+-- those they were derived from. They are staged in convkey.backfill_row. A row whose
+-- identities are all new (owned by no conversation or pending person, shared with no lower-id
+-- row of the batch) claims them and gets its key in two statements for the whole batch, exactly
+-- as get-or-create would have keyed it; the others stay staged: 'deferred' for the merge phase,
+-- or 'unresolvable' with the reason.
 -- The phase's cursor (convkey.backfill_cursor) moves in the same transaction.
 -- Returns {"read", "resolved": {kind: n}, "deferred", "unresolvable"}.
 -- Locks: the per-business backfill lock exclusively (webhooks creating or linking identities in

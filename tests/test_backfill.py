@@ -1,6 +1,7 @@
 """convkey backfill: dry run first, resolve and merge legacy rows, resumable, idempotent, online."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -10,9 +11,11 @@ import time
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from conftest import table_checksums
-from convkey.backfill import run_backfill
+from convkey.backfill import Backfill, run_backfill
+from convkey.progress import Progress
 from legacy import check_one_conversation_per_person, forms, generate
 
 BOOKKEEPING = {"backfill_cursor"}
@@ -87,6 +90,38 @@ def test_clean_data_exits_zero_and_skip_flags(db_dsn):
     assert done.returncode == 0, done.stdout + done.stderr
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         check_one_conversation_per_person(conn, legacy)
+
+
+def test_one_connection_derives_in_the_batches(db_dsn, pg_server):
+    """--one-connection never calls convkey._backfill_derive (the second connection's function);
+    the default does, and both leave the same data."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        generate(conn, 90, seed=21)
+        source = conn.info.dbname
+    other = pg_server.create_database(f"{source}_two", template=source)
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        for name in (source, f"{source}_two"):  # database settings do not come with a template
+            conn.execute(f'ALTER DATABASE "{name}" SET track_functions = \'all\'')
+
+    def derive_calls(dsn):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SELECT pg_stat_force_next_flush()")
+            row = conn.execute("SELECT calls FROM pg_stat_user_functions WHERE schemaname = 'convkey' "
+                               "AND funcname = '_backfill_derive'").fetchone()
+            return row[0] if row else 0
+
+    try:
+        one = cli(db_dsn, "--execute", "--json", "--one-connection", "--batch-size", "30")
+        two = cli(other, "--execute", "--json", "--batch-size", "30")
+        assert one.returncode == two.returncode == 1, one.stderr + two.stderr  # 1: unresolvable rows remain
+        assert derive_calls(db_dsn) == 0 and derive_calls(other) >= 3
+        drop = ("seconds",)
+        assert ({k: v for k, v in json.loads(one.stdout).items() if k not in drop}
+                == {k: v for k, v in json.loads(two.stdout).items() if k not in drop})
+        with psycopg.connect(db_dsn, autocommit=True) as a, psycopg.connect(other, autocommit=True) as b:
+            assert outcome(a) == outcome(b)
+    finally:
+        pg_server.drop_database(f"{source}_two")
 
 
 def test_business_id_touches_only_that_business(db_dsn):
@@ -289,6 +324,34 @@ def test_identities_derived_ahead_are_used_only_for_rows_still_as_derived(db_con
     keys = dict(db_conn.execute("SELECT id, canonical_key FROM convkey.whatsapp_conversation WHERE id = ANY(%s)",
                                 (ids,)).fetchall())
     assert keys == {ids[0]: "lead:1:77", ids[1]: "phone:1:+972520000009", ids[2]: "phone:1:+972520000003"}
+
+
+def test_a_lost_derive_connection_only_makes_the_batches_derive_for_themselves(db_dsn, pg_server, caplog):
+    """When the second connection fails, the backfill goes on (a warning without identifiers) and
+    leaves exactly what a backfill deriving in its batches leaves."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        generate(conn, 150, seed=5)
+        source = conn.info.dbname
+    reference = pg_server.create_database(f"{source}_in_batch", template=source)
+    try:
+        lost = psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row)
+        lost.close()
+        with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
+            job = Backfill(conn, execute=True, business_id=None, batch_size=40, region="IL", do_resolve=True,
+                           do_merge=True, progress=Progress(enabled=False), derive_conn=lost)
+            with caplog.at_level(logging.WARNING, logger="convkey.backfill"):
+                report = job.run()
+        assert job.derive_conn is None
+        assert [r.getMessage() for r in caplog.records] == [
+            "deriving identities ahead failed (SQLSTATE None); batches derive them themselves"]
+        want = run_backfill(reference, execute=True, batch_size=40, derive_ahead=False)
+        assert report.plan() == want.plan()
+        with psycopg.connect(db_dsn, autocommit=True) as a, psycopg.connect(reference, autocommit=True) as b:
+            got, expected = outcome(a), outcome(b)
+            for name in OUTCOME:
+                assert got[name] == expected[name], name
+    finally:
+        pg_server.drop_database(f"{source}_in_batch")
 
 
 # The state a backfill leaves, without what differs between two runs of the same work: the clock

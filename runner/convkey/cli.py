@@ -140,7 +140,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     report = run_backfill(
         resolve_dsn(args.dsn), execute=args.execute, business_id=args.business_id, batch_size=args.batch_size,
         default_region=args.default_region, skip_backfill=args.skip_backfill, skip_merge=args.skip_merge,
-        progress=Progress(enabled=not args.json),
+        progress=Progress(enabled=not args.json), derive_ahead=not args.one_connection,
     )
     print_report(report, as_json=args.json)
     return exit_code(report)
@@ -230,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--business-id", type=int, help="only this business")
     p.add_argument("--default-region", default="IL", help="region for phones typed without a country code")
     p.add_argument("--json", action="store_true", help="print the report as JSON (no progress bar)")
+    p.add_argument("--one-connection", action="store_true",
+                   help="do not derive the next batch's identities on a second connection (slower)")
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("ingest", help="replay Baileys messages or convkey events (JSON Lines) into the database")
