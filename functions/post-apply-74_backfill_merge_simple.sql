@@ -53,6 +53,8 @@ DECLARE
     v_ppend     bigint[];
     v_plead     bigint[];
     v_pphone    text[];
+    v_nmerge    int;
+    v_attached  bigint[];
 BEGIN
     o_merged := 0;
     o_resolved := 0;
@@ -176,6 +178,7 @@ BEGIN
     -- The writes keep the default plan cache: under force_custom_plan the foreign-key checks of
     -- the identity rows they write would be planned again for every row (24 us each).
     PERFORM set_config('plan_cache_mode', 'auto', true);
+    v_nmerge := coalesce(cardinality(v_b), 0);
     FOR v_business IN SELECT DISTINCT b FROM unnest(v_b || v_pb) AS b ORDER BY 1 LOOP
         PERFORM convkey._merge_conversations_many(
             v_business,
@@ -185,27 +188,36 @@ BEGIN
             ARRAY(SELECT x.t FROM unnest(v_b, v_trigger) WITH ORDINALITY AS x(b, t, n) WHERE x.b = v_business ORDER BY x.n));
         -- the row's identities nobody owned attach to the survivor (the row itself for a pending
         -- person's, whose members all join it), as the resolver attaches them
-        INSERT INTO convkey.identity AS i (business_id, kind, value, conversation_id, source)
-        SELECT v_business, a.k, a.v, x.s, 'backfill'
-          FROM unnest(v_b || v_pb, v_row || v_prow, v_survivor || v_prow) AS x(b, row_id, s)
-          JOIN convkey.backfill_row r ON r.business_id = x.b AND r.conversation_id = x.row_id
-         CROSS JOIN LATERAL unnest(r.kinds, r.vals) AS a(k, v)
-         WHERE x.b = v_business
-           AND NOT EXISTS (SELECT 1 FROM convkey.identity t WHERE t.business_id = x.b AND t.kind = a.k AND t.value = a.v)
-        ON CONFLICT (business_id, kind, value) DO UPDATE
-           SET conversation_id = EXCLUDED.conversation_id, pending_person_id = NULL, updated_at = now();
+        WITH attached AS (
+            INSERT INTO convkey.identity AS i (business_id, kind, value, conversation_id, source)
+            SELECT v_business, a.k, a.v, x.s, 'backfill'
+              FROM unnest(v_b || v_pb, v_row || v_prow, v_survivor || v_prow) AS x(b, row_id, s)
+              JOIN convkey.backfill_row r ON r.business_id = x.b AND r.conversation_id = x.row_id
+             CROSS JOIN LATERAL unnest(r.kinds, r.vals) AS a(k, v)
+             WHERE x.b = v_business
+               AND NOT EXISTS (SELECT 1 FROM convkey.identity t
+                                WHERE t.business_id = x.b AND t.kind = a.k AND t.value = a.v)
+            ON CONFLICT (business_id, kind, value) DO UPDATE
+               SET conversation_id = EXCLUDED.conversation_id, pending_person_id = NULL, updated_at = now()
+            RETURNING i.conversation_id)
+        SELECT coalesce(array_agg(DISTINCT a.conversation_id), '{}') INTO v_attached FROM attached AS a;
         UPDATE convkey.identity i
            SET conversation_id = x.row_id, pending_person_id = NULL, updated_at = now()
           FROM unnest(v_pb, v_prow, v_ppend) AS x(b, row_id, pend)
          WHERE x.b = v_business AND i.business_id = x.b AND i.pending_person_id = x.pend;
+        -- Refreshed again: the rows that took a pending person, and the survivors that gained an
+        -- identity here. A survivor that gained none was refreshed by the merge with the same
+        -- identities, and its lead and phone are its own, so that the preferences change nothing.
         PERFORM convkey._refresh_conversations(
             v_business,
             ARRAY(SELECT x.s FROM unnest(v_b || v_pb, v_survivor || v_prow) WITH ORDINALITY AS x(b, s, n)
-                   WHERE x.b = v_business ORDER BY x.n),
-            ARRAY(SELECT x.l FROM unnest(v_b || v_pb, v_lead || v_plead) WITH ORDINALITY AS x(b, l, n)
-                   WHERE x.b = v_business ORDER BY x.n),
-            ARRAY(SELECT x.p FROM unnest(v_b || v_pb, v_phone || v_pphone) WITH ORDINALITY AS x(b, p, n)
-                   WHERE x.b = v_business ORDER BY x.n));
+                   WHERE x.b = v_business AND (x.n > v_nmerge OR x.s = ANY(v_attached)) ORDER BY x.n),
+            ARRAY(SELECT x.l FROM unnest(v_b || v_pb, v_survivor || v_prow, v_lead || v_plead)
+                                  WITH ORDINALITY AS x(b, s, l, n)
+                   WHERE x.b = v_business AND (x.n > v_nmerge OR x.s = ANY(v_attached)) ORDER BY x.n),
+            ARRAY(SELECT x.p FROM unnest(v_b || v_pb, v_survivor || v_prow, v_phone || v_pphone)
+                                  WITH ORDINALITY AS x(b, s, p, n)
+                   WHERE x.b = v_business AND (x.n > v_nmerge OR x.s = ANY(v_attached)) ORDER BY x.n));
     END LOOP;
     PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
 
