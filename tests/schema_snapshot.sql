@@ -196,6 +196,9 @@ DECLARE
     v_pphone    text[];
     v_nmerge    int;
     v_attached  bigint[];
+    v_rs        bigint[];
+    v_rl        bigint[];
+    v_rp        text[];
 BEGIN
     o_merged := 0;
     o_resolved := 0;
@@ -349,16 +352,13 @@ BEGIN
         -- Refreshed again: the rows that took a pending person, and the survivors that gained an
         -- identity here. A survivor that gained none was refreshed by the merge with the same
         -- identities, and its lead and phone are its own, so that the preferences change nothing.
-        PERFORM convkey._refresh_conversations(
-            v_business,
-            ARRAY(SELECT x.s FROM unnest(v_b || v_pb, v_survivor || v_prow) WITH ORDINALITY AS x(b, s, n)
-                   WHERE x.b = v_business AND (x.n > v_nmerge OR x.s = ANY(v_attached)) ORDER BY x.n),
-            ARRAY(SELECT x.l FROM unnest(v_b || v_pb, v_survivor || v_prow, v_lead || v_plead)
-                                  WITH ORDINALITY AS x(b, s, l, n)
-                   WHERE x.b = v_business AND (x.n > v_nmerge OR x.s = ANY(v_attached)) ORDER BY x.n),
-            ARRAY(SELECT x.p FROM unnest(v_b || v_pb, v_survivor || v_prow, v_phone || v_pphone)
-                                  WITH ORDINALITY AS x(b, s, p, n)
-                   WHERE x.b = v_business AND (x.n > v_nmerge OR x.s = ANY(v_attached)) ORDER BY x.n));
+        SELECT coalesce(array_agg(x.s ORDER BY x.n), '{}'), coalesce(array_agg(x.l ORDER BY x.n), '{}'),
+               coalesce(array_agg(x.p ORDER BY x.n), '{}')
+          INTO v_rs, v_rl, v_rp
+          FROM unnest(v_b || v_pb, v_survivor || v_prow, v_lead || v_plead, v_phone || v_pphone)
+               WITH ORDINALITY AS x(b, s, l, p, n)
+         WHERE x.b = v_business AND (x.n > v_nmerge OR x.s = ANY(v_attached));
+        PERFORM convkey._refresh_conversations(v_business, v_rs, v_rl, v_rp);
     END LOOP;
     PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
 
