@@ -245,7 +245,7 @@ IMMUTABLE
 PARALLEL SAFE
 AS $$
 SELECT CASE
-    WHEN p_digits ~ '^[1-9][0-9]{0,61}$'
+    WHEN p_digits ~ '^[1-9][0-9]*$' AND length(p_digits) <= 62
         THEN coalesce(
             ((convkey._phone_length_masks())[
                 CASE

@@ -13,7 +13,8 @@ DECLARE
     v_digits text;
 BEGIN
     v_digits := btrim(p_phone, E' \t\r\n');
-    IF v_digits !~ '^\+?[1-9][0-9]{0,14}$' THEN
+    -- (no bounded repetition in the pattern: see convkey._parse_wa_id)
+    IF v_digits !~ '^\+?[1-9][0-9]*$' OR length(ltrim(v_digits, '+')) > 15 THEN
         RAISE EXCEPTION USING
             ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('%s is not an international phone number: %s', p_param, convkey._mask(p_phone)),

@@ -8,7 +8,7 @@ AS $$
 DECLARE
     v_lid text := btrim(p_lid, E' \t\r\n');
 BEGIN
-    IF v_lid ~ '^[0-9]{1,32}$' THEN
+    IF v_lid ~ '^[0-9]+$' AND length(v_lid) <= 32 THEN
         RETURN v_lid;
     END IF;
     IF v_lid ~* '@(hosted\.)?lid$' AND length(v_lid) <= 256 THEN

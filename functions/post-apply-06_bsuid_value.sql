@@ -9,7 +9,7 @@ AS $$
 DECLARE
     v_bsuid text := upper(btrim(p_bsuid, E' \t\r\n') COLLATE "C");
 BEGIN
-    IF v_bsuid ~ '^[A-Z]{2}(\.ENT)?\.[0-9]{1,64}$' THEN
+    IF v_bsuid ~ '^[A-Z][A-Z](\.ENT)?\.[0-9]+$' AND length(v_bsuid) - length(rtrim(v_bsuid, '0123456789')) <= 64 THEN
         RETURN v_bsuid;
     END IF;
     RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',

@@ -6,7 +6,7 @@ RETURNS void
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $$
 BEGIN
-    IF p_provider IS NULL OR p_provider !~ '^[A-Za-z0-9._-]{1,64}$' THEN
+    IF p_provider IS NULL OR p_provider !~ '^[A-Za-z0-9._-]+$' OR length(p_provider) > 64 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('p_provider must be 1 to 64 letters, digits, dots, dashes or underscores, got %s',
                              coalesce(quote_literal(convkey._mask(p_provider)), 'NULL')),

@@ -6,7 +6,7 @@ RETURNS void
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $$
 BEGIN
-    IF p_value IS NULL OR p_value !~ '^[a-z0-9_.:-]{1,64}$' THEN
+    IF p_value IS NULL OR p_value !~ '^[a-z0-9_.:-]+$' OR length(p_value) > 64 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('%s must be 1 to 64 characters of a-z, 0-9, _ . : -, got %s', p_param,
                              coalesce(quote_literal(convkey._mask(p_value)), 'NULL')),

@@ -533,7 +533,7 @@ CREATE FUNCTION convkey._bsuid_value(p_bsuid text, p_param text) RETURNS text
 DECLARE
     v_bsuid text := upper(btrim(p_bsuid, E' \t\r\n') COLLATE "C");
 BEGIN
-    IF v_bsuid ~ '^[A-Z]{2}(\.ENT)?\.[0-9]{1,64}$' THEN
+    IF v_bsuid ~ '^[A-Z][A-Z](\.ENT)?\.[0-9]+$' AND length(v_bsuid) - length(rtrim(v_bsuid, '0123456789')) <= 64 THEN
         RETURN v_bsuid;
     END IF;
     RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -660,7 +660,7 @@ CREATE FUNCTION convkey._check_label(p_value text, p_param text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $_$
 BEGIN
-    IF p_value IS NULL OR p_value !~ '^[a-z0-9_.:-]{1,64}$' THEN
+    IF p_value IS NULL OR p_value !~ '^[a-z0-9_.:-]+$' OR length(p_value) > 64 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('%s must be 1 to 64 characters of a-z, 0-9, _ . : -, got %s', p_param,
                              coalesce(quote_literal(convkey._mask(p_value)), 'NULL')),
@@ -675,7 +675,7 @@ CREATE FUNCTION convkey._check_provider(p_provider text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $_$
 BEGIN
-    IF p_provider IS NULL OR p_provider !~ '^[A-Za-z0-9._-]{1,64}$' THEN
+    IF p_provider IS NULL OR p_provider !~ '^[A-Za-z0-9._-]+$' OR length(p_provider) > 64 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('p_provider must be 1 to 64 letters, digits, dots, dashes or underscores, got %s',
                              coalesce(quote_literal(convkey._mask(p_provider)), 'NULL')),
@@ -764,7 +764,7 @@ CREATE FUNCTION convkey._lid_value(p_lid text, p_param text) RETURNS text
 DECLARE
     v_lid text := btrim(p_lid, E' \t\r\n');
 BEGIN
-    IF v_lid ~ '^[0-9]{1,32}$' THEN
+    IF v_lid ~ '^[0-9]+$' AND length(v_lid) <= 32 THEN
         RETURN v_lid;
     END IF;
     IF v_lid ~* '@(hosted\.)?lid$' AND length(v_lid) <= 256 THEN
@@ -1034,7 +1034,8 @@ DECLARE
     v_digits text;
 BEGIN
     v_digits := btrim(p_phone, E' \t\r\n');
-    IF v_digits !~ '^\+?[1-9][0-9]{0,14}$' THEN
+    -- (no bounded repetition in the pattern: see convkey._parse_wa_id)
+    IF v_digits !~ '^\+?[1-9][0-9]*$' OR length(ltrim(v_digits, '+')) > 15 THEN
         RAISE EXCEPTION USING
             ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('%s is not an international phone number: %s', p_param, convkey._mask(p_phone)),
@@ -1063,7 +1064,8 @@ DECLARE
     v_at     int;
     v_user   text;
     v_server text;
-    v_m      text[];
+    v_head   text;
+    v_device text;
 BEGIN
     IF p_raw IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -1098,26 +1100,30 @@ BEGIN
     v_user := left(v_raw, v_at - 1);
     v_server := substr(v_raw, v_at + 1);
     IF v_server IN ('s.whatsapp.net', 'c.us', 'hosted', 'lid', 'hosted.lid') THEN
-        v_m := regexp_match(v_user, '^([0-9]{1,32})(?:[._]([0-9]{1,3}))?(?::([0-9]{1,3}))?$');
-        IF v_m IS NULL THEN
+        -- digits (1-32), then optionally . or _ and an agent (1-3 digits), then optionally
+        -- : and a device (1-3 digits)
+        v_head := split_part(v_user, ':', 1);
+        v_device := split_part(v_user, ':', 2);
+        jid_user := split_part(split_part(v_head, '.', 1), '_', 1);
+        IF v_user !~ '^[0-9]+([._][0-9]+)?(:[0-9]+)?$' OR length(jid_user) > 32
+           OR length(v_head) - length(jid_user) > 4 OR length(v_device) > 3 THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('%s is not a valid WhatsApp user JID: %s', p_param, convkey._mask(p_raw)),
                 DETAIL = 'Expected digits[.agent|_agent][:device]@server with a small numeric device.',
                 HINT = 'Pass the JID exactly as WhatsApp sent it, e.g. 972501234567:12@s.whatsapp.net.';
         END IF;
-        jid_user := v_m[1];
-        device := v_m[3]::int;
+        device := nullif(v_device, '')::int;
         IF v_server IN ('lid', 'hosted.lid') THEN
             kind := 'lid';
-            lid := v_m[1];
+            lid := jid_user;
         ELSE
             kind := 'pn';
-            phone_e164 := convkey._normalize_phone(v_m[1], p_param);
+            phone_e164 := convkey._normalize_phone(jid_user, p_param);
         END IF;
         RETURN;
     END IF;
 
-    IF v_user = '' OR v_user !~ '^[0-9a-z._:-]{1,128}$' THEN
+    IF v_user !~ '^[0-9a-z._:-]+$' OR length(v_user) > 128 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('%s has an empty or malformed user part: %s', p_param, convkey._mask(p_raw)),
             HINT = 'Pass the JID exactly as WhatsApp sent it.';
@@ -1182,7 +1188,7 @@ CREATE FUNCTION convkey._phone_digits_possible(p_digits text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $_$
 SELECT CASE
-    WHEN p_digits ~ '^[1-9][0-9]{0,61}$'
+    WHEN p_digits ~ '^[1-9][0-9]*$' AND length(p_digits) <= 62
         THEN coalesce(
             ((convkey._phone_length_masks())[
                 CASE

@@ -200,8 +200,8 @@ def test_bad_business_id(db_conn, business):
 @pytest.mark.parametrize("field,value,state", [
     ("pmid", "x" * 257, "22001"), ("pmid", None, "22023"), ("pmid", "  ", "22023"),
     ("body", "é" * 40000, "22001"), ("direction", "sideways", "22023"), ("direction", None, "22023"),
-    ("source", "robot", "22023"), ("provider", "", "22023"), ("sent_at", None, "22023"),
-    ("sent_at", "infinity", "22023"),
+    ("source", "robot", "22023"), ("provider", "", "22023"), ("provider", "p" * 65, "22023"),
+    ("provider", "bai leys", "22023"), ("sent_at", None, "22023"), ("sent_at", "infinity", "22023"),
 ])
 def test_record_message_refuses_bad_input(db_conn, field, value, state):
     args = {"pmid": "m1", "body": "hi", "direction": "in", "source": None, "provider": "baileys",
@@ -248,6 +248,23 @@ def test_late_message_is_stored_but_does_not_rewind(db_conn):
     rows = db_conn.execute("SELECT provider_message_id, source, direction FROM convkey.whatsapp_message "
                            "WHERE conversation_id = %s ORDER BY sent_at", (cid,)).fetchall()
     assert rows == [("m1", "customer", "in"), ("m2", "customer", "in")]
+
+
+def test_provider_and_label_of_64_characters_are_accepted(db_conn):
+    """The length limits are checked apart from the patterns (unbounded repetitions are cheaper):
+    64 characters pass, 65 fail (test_record_message_refuses_bad_input, test_label_of_65...)."""
+    assert db_conn.execute("SELECT inserted FROM convkey.record_message(1, %s, 'in', 'm1', p_provider => %s)",
+                           (PHONE_JID, "p" * 64)).fetchone()[0]
+    lid = "82399031480511@lid"
+    assert db_conn.execute("SELECT convkey.link_identity(1, %s, %s, %s) IS NOT NULL",
+                           (lid, PHONE_JID, "a" * 64)).fetchone()[0]
+
+
+def test_label_of_65_characters_is_refused(db_conn):
+    before = table_checksums(db_conn)
+    assert sqlstate_of(db_conn, "SELECT convkey.link_identity(1, %s, %s, %s)",
+                       ("82399031480511@lid", PHONE_JID, "a" * 65)) == "22023"
+    assert table_checksums(db_conn) == before
 
 
 def test_same_provider_id_other_provider_is_another_message(db_conn):

@@ -180,7 +180,7 @@ then no longer prefix has one either).""",
         "and a total length possible for it.",
         """
 SELECT CASE
-    WHEN p_digits ~ '^[1-9][0-9]{0,61}$'
+    WHEN p_digits ~ '^[1-9][0-9]*$' AND length(p_digits) <= 62
         THEN coalesce(
             ((convkey._phone_length_masks())[
                 CASE
