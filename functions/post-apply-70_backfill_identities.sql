@@ -19,6 +19,8 @@ CREATE OR REPLACE FUNCTION convkey._backfill_identities(
     OUT o_reason text)
 LANGUAGE plpgsql IMMUTABLE
 AS $$
+DECLARE
+    v_ids record;
 BEGIN
     o_kinds := '{}'::text[];
     o_values := '{}'::text[];
@@ -32,10 +34,12 @@ BEGIN
         RETURN;
     END IF;
     BEGIN
-        SELECT i.o_kinds, i.o_values INTO o_kinds, o_values
-          FROM convkey._call_identities(p_business_id,
-                                        CASE WHEN p_wa_phone IS NULL THEN nullif(btrim(p_wa_id), '') END,
-                                        p_lead_id, coalesce(p_phone, p_wa_phone)) AS i;
+        -- an assignment, not SELECT ... INTO: PL/pgSQL evaluates it without starting a query
+        v_ids := convkey._call_identities(p_business_id,
+                                          CASE WHEN p_wa_phone IS NULL THEN nullif(btrim(p_wa_id), '') END,
+                                          p_lead_id, coalesce(p_phone, p_wa_phone));
+        o_kinds := v_ids.o_kinds;
+        o_values := v_ids.o_values;
     EXCEPTION WHEN invalid_parameter_value OR string_data_right_truncation THEN
         o_reason := SQLERRM;
         o_kinds := '{}'::text[];

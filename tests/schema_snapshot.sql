@@ -36,6 +36,8 @@ COMMENT ON FUNCTION convkey._backfill_derive(p_business_ids bigint[], p_ids bigi
 CREATE FUNCTION convkey._backfill_identities(p_business_id bigint, p_lead_id bigint, p_phone text, p_wa_id text, p_wa_phone text, p_error text, OUT o_kinds text[], OUT o_values text[], OUT o_reason text) RETURNS record
     LANGUAGE plpgsql IMMUTABLE
     AS $$
+DECLARE
+    v_ids record;
 BEGIN
     o_kinds := '{}'::text[];
     o_values := '{}'::text[];
@@ -49,10 +51,12 @@ BEGIN
         RETURN;
     END IF;
     BEGIN
-        SELECT i.o_kinds, i.o_values INTO o_kinds, o_values
-          FROM convkey._call_identities(p_business_id,
-                                        CASE WHEN p_wa_phone IS NULL THEN nullif(btrim(p_wa_id), '') END,
-                                        p_lead_id, coalesce(p_phone, p_wa_phone)) AS i;
+        -- an assignment, not SELECT ... INTO: PL/pgSQL evaluates it without starting a query
+        v_ids := convkey._call_identities(p_business_id,
+                                          CASE WHEN p_wa_phone IS NULL THEN nullif(btrim(p_wa_id), '') END,
+                                          p_lead_id, coalesce(p_phone, p_wa_phone));
+        o_kinds := v_ids.o_kinds;
+        o_values := v_ids.o_values;
     EXCEPTION WHEN invalid_parameter_value OR string_data_right_truncation THEN
         o_reason := SQLERRM;
         o_kinds := '{}'::text[];
