@@ -1,11 +1,11 @@
-"""Before/after: convkey's SQL as of an earlier revision vs the working tree, side by side.
+"""Before/after: convkey's SQL as of earlier revisions vs the working tree, side by side.
 
 A change made for a target is recorded by measuring it, not by quoting old numbers: this module
-exports ``sql/`` and ``functions/`` of a baseline revision from git (``git archive``, default
-BASELINE_REV, the last commit before the hot-path changes of issue 7), migrates one database with
-them and one with the working tree's, seeds both alike, and runs the webhook (a) and get-or-create
-scripts of parts 1 and 2 against both, alternating the order in each repetition. Skipped outside a
-git checkout or when the revision is unknown.
+exports ``sql/`` and ``functions/`` of each baseline revision from git (``git archive``, BASELINES:
+the last commit before each round of hot-path changes of issue 7), migrates one database with each
+and one with the working tree's, seeds them alike, and runs the webhook (a) and get-or-create
+scripts of parts 1 and 2 against all of them, the order alternating between repetitions. A
+baseline git cannot read here is left out; with none, the section is skipped.
 """
 
 from __future__ import annotations
@@ -23,25 +23,30 @@ from bench.stats import Section, Summary, Table, ratios
 from convkey.migrate import migrate
 
 KEY = "history"
-TITLE = "Before/after: the SQL of an earlier revision vs the working tree"
+TITLE = "Before/after: the SQL of earlier revisions vs the working tree"
 ROOT = Path(__file__).resolve().parents[1]
-# ce37a38: main before the phone-length bit masks, the one-row _parse_wa_id and the read-first
-# get_or_create (see the table of changes in the section text).
-BASELINE_REV = "ce37a38"
-NAMES = {"before": "convkey_bench_before", "after": "convkey_bench_after"}
+# Each baseline with the changes made after it (the section's table of changes), oldest first.
+BASELINES = [
+    ("ce37a38", [
+        ("phone lengths: one constant bit-mask array instead of a CASE over ~230 calling codes",
+         "functions/post-apply-01_phone_reference.sql (runner/convkey/gen_reference_sql.py)"),
+        ("_parse_wa_id returns one row (assigned as an expression), not a set (a query and a tuplestore)",
+         "functions/post-apply-10_parse_wa_id.sql, 13_identity_of.sql, 20_call_identities.sql"),
+        ("get_or_create reads the row once and writes customer_wa_id only when it changed",
+         "functions/post-apply-31_get_or_create_conversation.sql"),
+    ]),
+    ("cdca13b", [
+        ("grammar patterns without bounded repetitions ({1,32}) or capture groups (regexp_match), "
+         "the lengths checked apart",
+         "functions/post-apply-01 (generated), 04, 05, 06, 07, 10, 29"),
+    ]),
+]
+AFTER = "after"  # the working tree's database and workloads
 SEED_SQL = """
 SELECT count(*) FROM generate_series(%(lo)s::int, %(hi)s::int) AS p,
        LATERAL convkey.record_message(1, '97250' || lpad(p::text, 7, '0') || '@s.whatsapp.net', 'in',
                                       'seed-' || p, 'hello', p_sent_at => now() - interval '1 day') AS m
 """
-CHANGES = [
-    ("phone lengths: one constant bit-mask array instead of a CASE over ~230 calling codes",
-     "functions/post-apply-01_phone_reference.sql (runner/convkey/gen_reference_sql.py)"),
-    ("_parse_wa_id returns one row (assigned as an expression), not a set (a query and a tuplestore)",
-     "functions/post-apply-10_parse_wa_id.sql, 13_identity_of.sql, 20_call_identities.sql"),
-    ("get_or_create reads the row once and writes customer_wa_id only when it changed",
-     "functions/post-apply-31_get_or_create_conversation.sql"),
-]
 
 
 def export(rev: str, into: Path) -> tuple[Path, Path] | None:
@@ -58,40 +63,43 @@ def export(rev: str, into: Path) -> tuple[Path, Path] | None:
     return into / "sql", into / "functions"
 
 
-def _drop(env) -> None:
-    for name in NAMES.values():
-        env.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def _dbname(label: str) -> str:
+    return "convkey_bench_" + label
 
 
 def run(ctx) -> Section:
     env = ctx.env
     with tempfile.TemporaryDirectory(prefix="convkey-bench-history-") as tmp:
-        dirs = export(BASELINE_REV, Path(tmp))
-        if dirs is None:
-            return Section(KEY, TITLE, f"Skipped: revision {BASELINE_REV} cannot be read with git here "
-                                       "(the benchmark runs from a git checkout of the repository).")
-        _drop(env)
+        dirs = {rev: export(rev, Path(tmp) / rev) for rev, _ in BASELINES}
+        dirs = {rev: d for rev, d in dirs.items() if d is not None}
+        if not dirs:
+            return Section(KEY, TITLE, f"Skipped: revisions {', '.join(r for r, _ in BASELINES)} cannot be read "
+                                       "with git here (the benchmark runs from a git checkout of the repository).")
+        labels = list(dirs) + [AFTER]
+        for label in labels:
+            env.sql(f'DROP DATABASE IF EXISTS "{_dbname(label)}" WITH (FORCE)')
         try:
-            dsn = {label: env.dsn_for(name) for label, name in NAMES.items()}
-            for label, name in NAMES.items():
-                env.sql(f'CREATE DATABASE "{name}"')
-                migrate(dsn[label], dirs=dirs if label == "before" else None)
+            dsn = {label: env.dsn_for(_dbname(label)) for label in labels}
+            for label in labels:
+                env.sql(f'CREATE DATABASE "{_dbname(label)}"')
+                migrate(dsn[label], dirs=dirs.get(label))
                 with psycopg.connect(dsn[label], autocommit=True) as conn:
                     for lo in range(1, ctx.people + 1, 500):  # small transactions, as the main seed
                         conn.execute(SEED_SQL, {"lo": lo, "hi": min(ctx.people, lo + 499)})
                     conn.execute("VACUUM ANALYZE")
-            ctx.log(f"  history: {BASELINE_REV} and the working tree migrated and seeded ({ctx.people} people each)")
-            return _measure(ctx, dsn)
+            ctx.log(f"  history: {', '.join(dirs)} and the working tree migrated and seeded ({ctx.people} people each)")
+            return _measure(ctx, dsn, labels)
         finally:
-            _drop(env)
+            for label in labels:
+                env.sql(f'DROP DATABASE IF EXISTS "{_dbname(label)}" WITH (FORCE)')
 
 
-def _measure(ctx, dsn: dict[str, str]) -> Section:
+def _measure(ctx, dsn: dict[str, str], labels: list[str]) -> Section:
     defines = {"people": ctx.people}
     kinds = [("a", "(a) record_message, existing person", "webhook_convkey_existing.sql"),
              ("goc", "get_or_create, existing person", "goc_convkey.sql")]
-    ws = [Workload(f"{k}:{label}", f"{text}: {BASELINE_REV if label == 'before' else 'working tree'}", script,
-                   defines) for k, text, script in kinds for label in ("before", "after")]
+    ws = [Workload(f"{k}:{label}", f"{text}: {'working tree' if label == AFTER else label}", script, defines)
+          for k, text, script in kinds for label in labels]
     target = Target(ctx.env)
     saved = ctx.runner.env
     ctx.runner.env = target
@@ -113,16 +121,18 @@ def _measure(ctx, dsn: dict[str, str]) -> Section:
     heads = [f"{c} client{'s' if c > 1 else ''}" for c in levels]
     rows = [[w.label] + [Summary(results[c][w.name]).rate() for c in levels] + [""] for w in ws]
     for k, text, _ in kinds:
-        rows.append([f"ratio after / before, {text}"]
-                    + [ratios(results[c][f"{k}:after"], results[c][f"{k}:before"]).ratio() for c in levels]
-                    + [cpu_ratio(ctx.runner, f"{k}:after", f"{k}:before", levels[-1])])
+        for before in labels[:-1]:
+            rows.append([f"ratio working tree / {before}, {text}"]
+                        + [ratios(results[c][f"{k}:{AFTER}"], results[c][f"{k}:{before}"]).ratio() for c in levels]
+                        + [cpu_ratio(ctx.runner, f"{k}:{AFTER}", f"{k}:{before}", levels[-1])])
+    changes = [[f"after {rev}", change, files] for rev, made in BASELINES if rev in labels for change, files in made]
     tables = [Table(["calls/s, median (min-max)"] + heads + [f"by CPU per call, {levels[-1]} clients"], rows),
-              Table(["change", "files"], [list(c) for c in CHANGES], title="Changes between the two")]
+              Table(["since", "change", "files"], changes, title="Changes after each baseline")]
     cpu = cpu_table(ctx.runner, ws, levels)
     if cpu is not None:
         tables.append(cpu)
-    text = (f"Two databases of the bench server: one migrated with `sql/` and `functions/` of revision "
-            f"{BASELINE_REV} (`git archive`), one with the working tree's; {ctx.people} people seeded alike in "
-            "each; the scripts of parts 1 (a) and 2 run against both, side by side, the order alternating between "
-            "repetitions.")
+    text = (f"Databases of the bench server migrated with `sql/` and `functions/` of revisions "
+            f"{', '.join(labels[:-1])} (`git archive`) and one with the working tree's; {ctx.people} people seeded "
+            "alike in each; the scripts of parts 1 (a) and 2 run against all of them, side by side, the order "
+            "alternating between repetitions.")
     return Section(KEY, TITLE, text, tables)
