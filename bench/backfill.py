@@ -117,13 +117,15 @@ SELECT (SELECT count(*) FROM convkey.whatsapp_message),
 
 PHASES = "SELECT phase, extract(epoch FROM finished_at - started_at) FROM convkey.backfill_cursor"
 
+# The conversation columns a backfill may change (updated_at aside).
+CHANGED = ("canonical_key, phone_e164, lead_id, merged_into_id, is_open, summary_created, session_started_at, "
+           "last_message_at, last_customer_message_at, last_read_at, push_name, customer_wa_id, lead_name")
+
 # The answer of a convkey run, read from its clone: every conversation it keyed or merged away as
 # it left it, every identity, every message it moved (where it ended), every audit row.
 ANSWER = {
-    "conversation": """
-        SELECT business_id, id, canonical_key, phone_e164, lead_id, merged_into_id, is_open, summary_created,
-               session_started_at, last_message_at, last_customer_message_at, last_read_at, push_name,
-               customer_wa_id, lead_name
+    "conversation": f"""
+        SELECT business_id, id, {CHANGED}
           FROM convkey.whatsapp_conversation WHERE canonical_key IS NOT NULL OR merged_into_id IS NOT NULL""",
     "identity": "SELECT * FROM convkey.identity",
     "message": """
@@ -137,14 +139,9 @@ ANSWER = {
 # table, in one transaction, with session_replication_role = replica (no triggers, no foreign-key
 # checks; the unique indexes still hold).
 REQUIRED_WRITES = [
-    """UPDATE convkey.whatsapp_conversation c
-          SET (canonical_key, phone_e164, lead_id, merged_into_id, is_open, summary_created, session_started_at,
-               last_message_at, last_customer_message_at, last_read_at, push_name, customer_wa_id, lead_name,
-               updated_at)
-            = (a.canonical_key, a.phone_e164, a.lead_id, a.merged_into_id, a.is_open, a.summary_created,
-               a.session_started_at, a.last_message_at, a.last_customer_message_at, a.last_read_at, a.push_name,
-               a.customer_wa_id, a.lead_name, now())
-         FROM bench_answer.conversation a
+    f"""UPDATE convkey.whatsapp_conversation c
+           SET ({CHANGED}, updated_at) = ({", ".join("a." + c.strip() for c in CHANGED.split(","))}, now())
+          FROM bench_answer.conversation a
         WHERE c.business_id = a.business_id AND c.id = a.id""",
     """INSERT INTO convkey.identity SELECT * FROM bench_answer.identity
        ON CONFLICT (business_id, kind, value) DO UPDATE
