@@ -67,6 +67,11 @@ def _dbname(label: str) -> str:
     return "convkey_bench_" + label
 
 
+def _drop(env, labels: list[str]) -> None:
+    for label in labels:
+        env.sql(f'DROP DATABASE IF EXISTS "{_dbname(label)}" WITH (FORCE)')
+
+
 def run(ctx) -> Section:
     env = ctx.env
     with tempfile.TemporaryDirectory(prefix="convkey-bench-history-") as tmp:
@@ -76,8 +81,7 @@ def run(ctx) -> Section:
             return Section(KEY, TITLE, f"Skipped: revisions {', '.join(r for r, _ in BASELINES)} cannot be read "
                                        "with git here (the benchmark runs from a git checkout of the repository).")
         labels = list(dirs) + [AFTER]
-        for label in labels:
-            env.sql(f'DROP DATABASE IF EXISTS "{_dbname(label)}" WITH (FORCE)')
+        _drop(env, labels)
         try:
             dsn = {label: env.dsn_for(_dbname(label)) for label in labels}
             for label in labels:
@@ -90,8 +94,7 @@ def run(ctx) -> Section:
             ctx.log(f"  history: {', '.join(dirs)} and the working tree migrated and seeded ({ctx.people} people each)")
             return _measure(ctx, dsn, labels)
         finally:
-            for label in labels:
-                env.sql(f'DROP DATABASE IF EXISTS "{_dbname(label)}" WITH (FORCE)')
+            _drop(env, labels)
 
 
 def _measure(ctx, dsn: dict[str, str], labels: list[str]) -> Section:
