@@ -4,7 +4,9 @@
 -- The race-free get-or-create behind every API call. p_kinds/p_values are the call's
 -- identities, strongest first (from convkey._call_identities). p_self (the backfill) is an
 -- existing unresolved legacy row that these identities were derived from: it takes part like
--- any other owner (it joins, or its identities' owners merge into it), never the fast path.
+-- any other owner (it joins, or its identities' owners merge into it), never the fast path;
+-- when its lead belongs to a conversation an unmerge separated it from, it joins nothing (it
+-- stays unresolved, o_conversation_id = p_self) and a 'separated' conflict is counted.
 --   * Fast path: all of them already belong to one conversation: return it, write nothing.
 --   * Otherwise serialize on the identities (advisory transaction locks in hash order), then on
 --     their pending persons, then lock their conversations (one statement, id order), re-read
@@ -103,6 +105,20 @@ BEGIN
                 HINT = 'Retry the call.';
         END IF;
     END LOOP;
+
+    -- The row itself (p_self) and its lead: the lead's conversation joins without asking (the CRM
+    -- names the person), except one an unmerge separated from the row. A row an unmerge left
+    -- unresolved keeps its legacy lead_id, and that must not undo the unmerge: the row joins
+    -- nothing, stays unresolved, and a 'separated' conflict is counted.
+    IF p_self IS NOT NULL AND p_kinds[1] = 'lead' AND v_owner[1] IS NOT NULL AND EXISTS (
+            SELECT 1 FROM convkey.conversation_separation s
+             WHERE s.business_id = p_business_id
+               AND s.low_id = least(v_owner[1], p_self) AND s.high_id = greatest(v_owner[1], p_self)) THEN
+        PERFORM convkey._record_conflict(p_business_id, 'lead', p_values[1], p_self, v_owner[1], 'separated');
+        o_conversation_id := p_self;
+        o_created := false;
+        RETURN;
+    END IF;
 
     -- Identities in strength order decide: the call's lead's conversation joins first (its lead,
     -- the surviving one after merge_leads, becomes the person's); then each other owner joins

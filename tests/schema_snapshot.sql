@@ -99,8 +99,6 @@ DECLARE
     v_vals    text[];
     v_key     text;
     v_merged  bigint;
-    v_owner   bigint;
-    v_attempt int := 0;
     v_reason  text;
 BEGIN
     SELECT r.kinds, r.vals INTO v_kinds, v_vals FROM convkey.backfill_row r
@@ -116,50 +114,29 @@ BEGIN
         DELETE FROM convkey.backfill_row r WHERE r.business_id = p_business_id AND r.conversation_id = p_conversation_id;
         RETURN 'gone';
     END IF;
-    IF v_kinds[1] = 'lead' AND EXISTS (
-            SELECT 1 FROM convkey.conversation_separation s
-             WHERE s.business_id = p_business_id AND (s.low_id = p_conversation_id OR s.high_id = p_conversation_id)) THEN
-        PERFORM convkey._lock_identities(p_business_id, v_kinds, v_vals);
-        LOOP
-            v_attempt := v_attempt + 1;
-            SELECT i.conversation_id INTO v_owner FROM convkey.identity i
-             WHERE i.business_id = p_business_id AND i.kind = 'lead' AND i.value = v_vals[1];
-            PERFORM convkey._lock_conversations(p_business_id, ARRAY[v_owner]);
-            EXIT WHEN v_owner IS NOT DISTINCT FROM (
-                SELECT i.conversation_id FROM convkey.identity i
-                 WHERE i.business_id = p_business_id AND i.kind = 'lead' AND i.value = v_vals[1]);
-            IF v_attempt >= 50 THEN
-                RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
-                    MESSAGE = format('convkey could not settle the owner of the lead of conversation %s',
-                                     p_conversation_id),
-                    HINT = 'Run the backfill again.';
-            END IF;
-        END LOOP;
-        IF v_owner IS NOT NULL AND EXISTS (
-                SELECT 1 FROM convkey.conversation_separation s
-                 WHERE s.business_id = p_business_id
-                   AND s.low_id = least(v_owner, p_conversation_id) AND s.high_id = greatest(v_owner, p_conversation_id)) THEN
-            PERFORM convkey._record_conflict(p_business_id, 'lead', v_vals[1], p_conversation_id, v_owner, 'separated');
-            v_reason := 'its lead belongs to a conversation an unmerge separated it from';
-        END IF;
-    END IF;
-    IF v_reason IS NULL THEN
-        BEGIN
-            PERFORM convkey._resolve_conversation(p_business_id, v_kinds, v_vals, NULL, 'baileys', NULL, 'backfill',
-                                                  p_conversation_id);
-        EXCEPTION
-            WHEN deadlock_detected OR serialization_failure OR lock_not_available OR query_canceled THEN
-                RAISE;
-            WHEN OTHERS THEN
-                UPDATE convkey.backfill_row r
-                   SET status = 'unresolvable', reason = format('error %s: %s', SQLSTATE, SQLERRM), updated_at = now()
-                 WHERE r.business_id = p_business_id AND r.conversation_id = p_conversation_id;
-                RETURN 'conflict';
-        END;
-    END IF;
+    BEGIN
+        PERFORM convkey._resolve_conversation(p_business_id, v_kinds, v_vals, NULL, 'baileys', NULL, 'backfill',
+                                              p_conversation_id);
+    EXCEPTION
+        WHEN deadlock_detected OR serialization_failure OR lock_not_available OR query_canceled THEN
+            RAISE;
+        WHEN OTHERS THEN
+            UPDATE convkey.backfill_row r
+               SET status = 'unresolvable', reason = format('error %s: %s', SQLSTATE, SQLERRM), updated_at = now()
+             WHERE r.business_id = p_business_id AND r.conversation_id = p_conversation_id;
+            RETURN 'conflict';
+    END;
     SELECT c.canonical_key, c.merged_into_id INTO v_key, v_merged FROM convkey.whatsapp_conversation c
      WHERE c.business_id = p_business_id AND c.id = p_conversation_id;
     IF v_merged IS NULL AND v_key IS NULL THEN
+        -- the resolver's locks are still held: the lead's owner is the one it saw
+        SELECT 'its lead belongs to a conversation an unmerge separated it from' INTO v_reason
+          FROM convkey.identity i
+          JOIN convkey.conversation_separation s
+            ON s.business_id = i.business_id
+           AND s.low_id = least(i.conversation_id, p_conversation_id)
+           AND s.high_id = greatest(i.conversation_id, p_conversation_id)
+         WHERE v_kinds[1] = 'lead' AND i.business_id = p_business_id AND i.kind = 'lead' AND i.value = v_vals[1];
         UPDATE convkey.backfill_row r
            SET status = 'unresolvable', updated_at = now(),
                reason = coalesce(v_reason, 'its identities belong to conversations it may not join '
@@ -1528,6 +1505,20 @@ BEGIN
                 HINT = 'Retry the call.';
         END IF;
     END LOOP;
+
+    -- The row itself (p_self) and its lead: the lead's conversation joins without asking (the CRM
+    -- names the person), except one an unmerge separated from the row. A row an unmerge left
+    -- unresolved keeps its legacy lead_id, and that must not undo the unmerge: the row joins
+    -- nothing, stays unresolved, and a 'separated' conflict is counted.
+    IF p_self IS NOT NULL AND p_kinds[1] = 'lead' AND v_owner[1] IS NOT NULL AND EXISTS (
+            SELECT 1 FROM convkey.conversation_separation s
+             WHERE s.business_id = p_business_id
+               AND s.low_id = least(v_owner[1], p_self) AND s.high_id = greatest(v_owner[1], p_self)) THEN
+        PERFORM convkey._record_conflict(p_business_id, 'lead', p_values[1], p_self, v_owner[1], 'separated');
+        o_conversation_id := p_self;
+        o_created := false;
+        RETURN;
+    END IF;
 
     -- Identities in strength order decide: the call's lead's conversation joins first (its lead,
     -- the surviving one after merge_leads, becomes the person's); then each other owner joins
