@@ -3,7 +3,7 @@
 A change made for a target is recorded by measuring it, not by quoting old numbers: this module
 exports ``sql/`` and ``functions/`` of each baseline revision from git (``git archive``, BASELINES:
 the last commit before each round of hot-path changes of issue 7), migrates one database with each
-and one with the working tree's, seeds them alike, and runs the webhook (a) and get-or-create
+and one with the working tree's, seeds them alike, and runs the webhook (a), (b) and get-or-create
 scripts of parts 1 and 2 against all of them, the order alternating between repetitions. A
 baseline git cannot read here is left out; with none, the section is skipped.
 """
@@ -39,6 +39,13 @@ BASELINES = [
         ("grammar patterns without bounded repetitions ({1,32}) or capture groups (regexp_match), "
          "the lengths checked apart",
          "functions/post-apply-01 (generated), 04, 05, 06, 07, 10, 29"),
+    ]),
+    ("686c05d", [
+        ("argument checks assigned (p_x := convkey._check_x(p_x)), a PL/pgSQL expression, instead of "
+         "PERFORM, a query through SPI (proposal P3)",
+         "functions/post-apply-03, 07, 09 (return their argument), 20, 31, 33, 34"),
+        ("_lock_conversations keeps a generic plan instead of planning again on every call (proposal P5)",
+         "functions/post-apply-25_lock_conversations.sql"),
     ]),
 ]
 AFTER = "after"  # the working tree's database and workloads
@@ -100,6 +107,7 @@ def run(ctx) -> Section:
 def _measure(ctx, dsn: dict[str, str], labels: list[str]) -> Section:
     defines = {"people": ctx.people}
     kinds = [("a", "(a) record_message, existing person", "webhook_convkey_existing.sql"),
+             ("b", "(b) record_message, new person", "webhook_convkey_new.sql"),
              ("goc", "get_or_create, existing person", "goc_convkey.sql")]
     ws = [Workload(f"{k}:{label}", f"{text}: {'working tree' if label == AFTER else label}", script, defines)
           for k, text, script in kinds for label in labels]
@@ -136,6 +144,6 @@ def _measure(ctx, dsn: dict[str, str], labels: list[str]) -> Section:
         tables.append(cpu)
     text = (f"Databases of the bench server migrated with `sql/` and `functions/` of revisions "
             f"{', '.join(labels[:-1])} (`git archive`) and one with the working tree's; {ctx.people} people seeded "
-            "alike in each; the scripts of parts 1 (a) and 2 run against all of them, side by side, the order "
+            "alike in each; the scripts of parts 1 (a), 1 (b) and 2 run against all of them, side by side, the order "
             "alternating between repetitions.")
     return Section(KEY, TITLE, text, tables)

@@ -178,7 +178,7 @@ def _p3(env) -> list[str]:
         if _PERFORM.search(text):
             out.append(_PERFORM.sub(r"IF \1 IS NULL THEN NULL; END IF;", text))
     if not out:
-        raise NotApplicable("no PERFORM convkey._check_...() left on the hot path")
+        raise NotApplicable("landed (686c05d..): the hot-path checks are assigned, no PERFORM convkey._check_...() left")
     return out
 
 
@@ -208,7 +208,7 @@ def _p4(env) -> list[str]:
 def _p5(env) -> list[str]:
     lock = functiondef(env, "convkey._lock_conversations")
     if "plan_cache_mode" in lock or "AS $function$" not in lock:
-        raise NotApplicable("convkey._lock_conversations already sets plan_cache_mode, or changed shape")
+        raise NotApplicable("landed (686c05d..): convkey._lock_conversations sets plan_cache_mode, or changed shape")
     return [lock.replace("AS $function$", " SET plan_cache_mode TO 'force_generic_plan'\nAS $function$", 1)]
 
 
@@ -256,6 +256,12 @@ def run(ctx) -> Section:
     ctx.ensure_seeded()
     env = ctx.env
     originals, stages, applicable = build_stages(env)
+    prop_table = Table(["", "proposal", "file to change", "status"],
+                       [[p.key, p.title, p.files, st] for p, st in applicable])
+    if len(stages) == 1:
+        return Section(KEY, TITLE, "Every proposal has landed or no longer applies (table below): nothing to "
+                                   "measure. The before/after section measures the landed ones against the "
+                                   "revisions before them.", [prop_table])
     final = stages[-1][0]
     check = equivalence(env, originals, stages[-1][1])
     ctx.log("    " + check)
@@ -312,8 +318,6 @@ def run(ctx) -> Section:
                       [[w.label] + [Summary(res[c][w.name]).rate() for c in levels] for w in every],
                       title="Throughput")
     cpu = cpu_table(ctx.runner, every, levels)
-    prop_table = Table(["", "proposal", "file to change", "status"],
-                       [[p.key, p.title, p.files, st] for p, st in applicable])
     top = max(levels)
     checks = []
     if final != "current":

@@ -1,8 +1,9 @@
--- convkey._check_provider(p_provider text) RETURNS void
+-- convkey._check_provider(p_provider text) RETURNS text
 -- The provider names the WhatsApp gateway (baileys, cloud, ...): 1 to 64 printable characters.
+-- Returns it (see convkey._check_business_id: callers assign it).
 -- Locks: none. Raises 22023 (NULL, empty, too long or with control characters).
 CREATE OR REPLACE FUNCTION convkey._check_provider(p_provider text)
-RETURNS void
+RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $$
 BEGIN
@@ -12,6 +13,7 @@ BEGIN
                              coalesce(quote_literal(convkey._mask(p_provider)), 'NULL')),
             HINT = 'Use the gateway''s name, e.g. ''baileys'' (the default) or ''cloud''.';
     END IF;
+    RETURN p_provider;
 END;
 $$;
 

@@ -1,8 +1,9 @@
--- convkey._check_timestamp(p_at timestamptz, p_param text) RETURNS void
--- Activity times must be real instants: not NULL and not +/-infinity.
+-- convkey._check_timestamp(p_at timestamptz, p_param text) RETURNS timestamptz
+-- Activity times must be real instants: not NULL and not +/-infinity. Returns p_at (see
+-- convkey._check_business_id: callers assign it).
 -- Locks: none. Raises 22023 naming p_param.
 CREATE OR REPLACE FUNCTION convkey._check_timestamp(p_at timestamptz, p_param text)
-RETURNS void
+RETURNS timestamptz
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $$
 BEGIN
@@ -11,6 +12,7 @@ BEGIN
             MESSAGE = format('%s must be a finite timestamp, got %s', p_param, coalesce(p_at::text, 'NULL')),
             HINT = 'Pass when the message was sent (the provider''s timestamp), or omit it for now().';
     END IF;
+    RETURN p_at;
 END;
 $$;
 

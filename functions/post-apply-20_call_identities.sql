@@ -23,7 +23,7 @@ DECLARE
     v_lid   text;
     v_bsuid text;
 BEGIN
-    PERFORM convkey._check_business_id(p_business_id);
+    p_business_id := convkey._check_business_id(p_business_id);
     IF p_lead_id IS NOT NULL AND p_lead_id <= 0 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('p_lead_id must be a positive integer, got %s', p_lead_id),

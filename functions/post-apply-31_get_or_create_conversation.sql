@@ -24,7 +24,7 @@ DECLARE
     v_res record;
     v_wa  text;
 BEGIN
-    PERFORM convkey._check_provider(p_provider);
+    p_provider := convkey._check_provider(p_provider);
     v_ids := convkey._call_identities(p_business_id, p_customer_wa_id, p_lead_id, p_phone_e164);
     LOOP
         v_res := convkey._resolve_conversation(p_business_id, v_ids.o_kinds, v_ids.o_values,

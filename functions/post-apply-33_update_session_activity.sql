@@ -25,8 +25,8 @@ DECLARE
     v_ids       record;
 BEGIN
     v_direction := convkey._direction(p_direction);
-    PERFORM convkey._check_provider(p_provider);
-    PERFORM convkey._check_timestamp(p_at, 'p_at');
+    p_provider := convkey._check_provider(p_provider);
+    p_at := convkey._check_timestamp(p_at, 'p_at');
     v_ids := convkey._call_identities(p_business_id, p_customer_wa_id, p_lead_id, p_phone_e164);
     RETURN convkey._resolve_and_touch(p_business_id, v_ids.o_kinds, v_ids.o_values, p_customer_wa_id,
                                       p_provider, v_direction, p_at, 'update_session_activity');

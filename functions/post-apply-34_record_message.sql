@@ -35,8 +35,8 @@ DECLARE
     v_conv      bigint;
 BEGIN
     v_direction := convkey._direction(p_direction);
-    PERFORM convkey._check_provider(p_provider);
-    PERFORM convkey._check_timestamp(p_sent_at, 'p_sent_at');
+    p_provider := convkey._check_provider(p_provider);
+    p_sent_at := convkey._check_timestamp(p_sent_at, 'p_sent_at');
     IF p_provider_message_id IS NULL OR btrim(p_provider_message_id) = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'p_provider_message_id must not be NULL or empty',

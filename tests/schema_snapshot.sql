@@ -548,7 +548,7 @@ DECLARE
     v_lid   text;
     v_bsuid text;
 BEGIN
-    PERFORM convkey._check_business_id(p_business_id);
+    p_business_id := convkey._check_business_id(p_business_id);
     IF p_lead_id IS NOT NULL AND p_lead_id <= 0 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('p_lead_id must be a positive integer, got %s', p_lead_id),
@@ -622,7 +622,7 @@ $_$;
 
 COMMENT ON FUNCTION convkey._canonical_phone_digits(p_digits text) IS 'E.164 digits (no +) rewritten by the first matching subscriber rule (Mexico +521, Brazil ninth digit); unchanged when no rule matches.';
 
-CREATE FUNCTION convkey._check_business_id(p_business_id bigint) RETURNS void
+CREATE FUNCTION convkey._check_business_id(p_business_id bigint) RETURNS bigint
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 BEGIN
@@ -631,6 +631,7 @@ BEGIN
             MESSAGE = format('p_business_id must be a positive integer, got %s', coalesce(p_business_id::text, 'NULL')),
             HINT = 'Every convkey call names the business (tenant) it works for.';
     END IF;
+    RETURN p_business_id;
 END;
 $$;
 
@@ -665,7 +666,7 @@ $_$;
 
 COMMENT ON FUNCTION convkey._check_label(p_value text, p_param text) IS 'Internal: 22023 unless the value is a short lower-case label.';
 
-CREATE FUNCTION convkey._check_provider(p_provider text) RETURNS void
+CREATE FUNCTION convkey._check_provider(p_provider text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $_$
 BEGIN
@@ -675,12 +676,13 @@ BEGIN
                              coalesce(quote_literal(convkey._mask(p_provider)), 'NULL')),
             HINT = 'Use the gateway''s name, e.g. ''baileys'' (the default) or ''cloud''.';
     END IF;
+    RETURN p_provider;
 END;
 $_$;
 
 COMMENT ON FUNCTION convkey._check_provider(p_provider text) IS 'Internal: 22023 unless p_provider is a short plain name.';
 
-CREATE FUNCTION convkey._check_timestamp(p_at timestamp with time zone, p_param text) RETURNS void
+CREATE FUNCTION convkey._check_timestamp(p_at timestamp with time zone, p_param text) RETURNS timestamp with time zone
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 BEGIN
@@ -689,6 +691,7 @@ BEGIN
             MESSAGE = format('%s must be a finite timestamp, got %s', p_param, coalesce(p_at::text, 'NULL')),
             HINT = 'Pass when the message was sent (the provider''s timestamp), or omit it for now().';
     END IF;
+    RETURN p_at;
 END;
 $$;
 
@@ -827,6 +830,7 @@ COMMENT ON FUNCTION convkey._lock_backfill(p_business_ids bigint[]) IS 'Internal
 
 CREATE FUNCTION convkey._lock_conversations(p_business_id bigint, p_ids bigint[]) RETURNS void
     LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 BEGIN
     PERFORM 1 FROM convkey.whatsapp_conversation c
@@ -1877,7 +1881,7 @@ DECLARE
     v_res record;
     v_wa  text;
 BEGIN
-    PERFORM convkey._check_provider(p_provider);
+    p_provider := convkey._check_provider(p_provider);
     v_ids := convkey._call_identities(p_business_id, p_customer_wa_id, p_lead_id, p_phone_e164);
     LOOP
         v_res := convkey._resolve_conversation(p_business_id, v_ids.o_kinds, v_ids.o_values,
@@ -2235,8 +2239,8 @@ DECLARE
     v_conv      bigint;
 BEGIN
     v_direction := convkey._direction(p_direction);
-    PERFORM convkey._check_provider(p_provider);
-    PERFORM convkey._check_timestamp(p_sent_at, 'p_sent_at');
+    p_provider := convkey._check_provider(p_provider);
+    p_sent_at := convkey._check_timestamp(p_sent_at, 'p_sent_at');
     IF p_provider_message_id IS NULL OR btrim(p_provider_message_id) = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'p_provider_message_id must not be NULL or empty',
@@ -2501,8 +2505,8 @@ DECLARE
     v_ids       record;
 BEGIN
     v_direction := convkey._direction(p_direction);
-    PERFORM convkey._check_provider(p_provider);
-    PERFORM convkey._check_timestamp(p_at, 'p_at');
+    p_provider := convkey._check_provider(p_provider);
+    p_at := convkey._check_timestamp(p_at, 'p_at');
     v_ids := convkey._call_identities(p_business_id, p_customer_wa_id, p_lead_id, p_phone_e164);
     RETURN convkey._resolve_and_touch(p_business_id, v_ids.o_kinds, v_ids.o_values, p_customer_wa_id,
                                       p_provider, v_direction, p_at, 'update_session_activity');
