@@ -1513,15 +1513,18 @@ BEGIN
     -- The row itself (p_self) and its lead: the lead's conversation joins without asking (the CRM
     -- names the person), except one an unmerge separated from the row. A row an unmerge left
     -- unresolved keeps its legacy lead_id, and that must not undo the unmerge: the row joins
-    -- nothing, stays unresolved, and a 'separated' conflict is counted.
-    IF p_self IS NOT NULL AND p_kinds[1] = 'lead' AND v_owner[1] IS NOT NULL AND EXISTS (
-            SELECT 1 FROM convkey.conversation_separation s
-             WHERE s.business_id = p_business_id
-               AND s.low_id = least(v_owner[1], p_self) AND s.high_id = greatest(v_owner[1], p_self)) THEN
-        PERFORM convkey._record_conflict(p_business_id, 'lead', p_values[1], p_self, v_owner[1], 'separated');
-        o_conversation_id := p_self;
-        o_created := false;
-        RETURN;
+    -- nothing, stays unresolved, and a 'separated' conflict is counted. (The test of p_self is an
+    -- IF of its own: alone it is a PL/pgSQL simple expression, where the EXISTS would make the
+    -- whole condition a query run on every call of the slow path.)
+    IF p_self IS NOT NULL AND p_kinds[1] = 'lead' AND v_owner[1] IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM convkey.conversation_separation s
+                    WHERE s.business_id = p_business_id
+                      AND s.low_id = least(v_owner[1], p_self) AND s.high_id = greatest(v_owner[1], p_self)) THEN
+            PERFORM convkey._record_conflict(p_business_id, 'lead', p_values[1], p_self, v_owner[1], 'separated');
+            o_conversation_id := p_self;
+            o_created := false;
+            RETURN;
+        END IF;
     END IF;
 
     -- Identities in strength order decide: the call's lead's conversation joins first (its lead,
