@@ -584,7 +584,7 @@ def where_the_time_goes(point: Point) -> str:
 def _required(point: Point) -> list[float]:
     """The required-writes times of a size's convkey runs ([] when any was not measured)."""
     times = [r.required for r in point.convkey]
-    return [t for t in times if t is not None] if all(t is not None for t in times) else []
+    return times if None not in times else []
 
 
 def _paired(numerator: list[float], denominator: list[float]) -> Summary:
