@@ -7,7 +7,8 @@ convkey.link_identity, leads on 3 people in 10, a few rows per thousand naming n
 messages per conversation. Every repetition clones the template (CREATE DATABASE ... TEMPLATE),
 so each starts from identical data:
 
-- convkey: the real CLI in a subprocess, ``convkey backfill --execute --json --dsn <clone>``:
+- convkey: the real CLI in a subprocess, ``convkey backfill --execute --json --merge-workers 2
+  --dsn <clone>`` (the merge phase on two connections, one per core; --backfill-merge-workers):
   wall time from spawn to exit, the runner's peak RSS and CPU (os.wait4's rusage of that child),
   each phase's span (convkey.backfill_cursor), and the --json report of what it did. Then cheap
   checks that it did it right: no message lost, none left in a tombstone, every live
@@ -49,6 +50,7 @@ SMOKE_ROWS, SMOKE_SMALL = 2_000, 500
 # One convkey run at 1M rows takes about a quarter of an hour on 2 cores: from this size on, the
 # default repeats convkey once (the floor and the small size keep --reps).
 ONE_REP_FROM = 500_000
+MERGE_WORKERS = 2  # convkey backfill --merge-workers: one per core of the 2-core bench machine
 RSS_LIMIT_MB = 300.0
 TARGET = 4.0           # convkey within 4x the floor's wall time
 # "Flat": 100k peak RSS / 1M peak RSS >= 2/3, the 1M peak at most 1.5x the 100k peak. Bounded caches
@@ -160,6 +162,8 @@ def add_arguments(parser) -> None:
                         help=f"part 3: legacy conversations, default {ROWS:,} (--smoke {SMOKE_ROWS:,})")
     parser.add_argument("--backfill-small", type=int, default=None,
                         help=f"part 3: the small size (RSS flatness), default {SMALL:,} (--smoke {SMOKE_SMALL:,})")
+    parser.add_argument("--backfill-merge-workers", type=int, default=MERGE_WORKERS,
+                        help=f"part 3: convkey backfill --merge-workers, default {MERGE_WORKERS} (1: the serial merge)")
     parser.add_argument("--backfill-reps", type=int, default=None,
                         help=f"part 3: convkey runs at the large size, default --reps below {ONE_REP_FROM:,} "
                              "rows and 1 from there on")
@@ -305,7 +309,8 @@ def run_convkey(ctx, dbs: Databases, data: Dataset) -> Run:
         cpu0 = _server_cpu(ctx)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             t0 = time.perf_counter()
-            proc = subprocess.Popen(convkey_command() + ["backfill", "--execute", "--json", "--dsn", dbs.dsn(clone)],
+            proc = subprocess.Popen(convkey_command() + ["backfill", "--execute", "--json", "--merge-workers",
+                                                         str(merge_workers(ctx)), "--dsn", dbs.dsn(clone)],
                                     stdout=out, stderr=err)
             _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: peak RSS and CPU
             seconds = time.perf_counter() - t0
@@ -404,6 +409,10 @@ def run_floor(ctx, dbs: Databases, data: Dataset) -> tuple[float, float | None, 
 def _server_cpu(ctx) -> float | None:
     cluster = ctx.env.cluster
     return server_cpu_seconds(cluster.datadir) if cluster is not None else None
+
+
+def merge_workers(ctx) -> int:
+    return getattr(getattr(ctx, "args", None), "backfill_merge_workers", None) or MERGE_WORKERS
 
 
 def sizes(ctx) -> tuple[int, int, int]:
@@ -543,8 +552,9 @@ def report(ctx, points: list[Point], large_reps: int) -> Section:
         "LID-phone link recorded with convkey.link_identity (a history sync), 3 in 10 have a lead, 1 row in "
         "1,000 names nobody (groups, broadcasts, garbage), 5 messages per conversation written in time order; "
         "then VACUUM ANALYZE. Each run gets its own clone of the template (CREATE DATABASE ... TEMPLATE), "
-        "after a CHECKPOINT. **convkey**: `convkey backfill --execute --json --dsn <clone>` in a subprocess "
-        "(default batch size), wall time from spawn to exit; peak RSS and CPU are that child's rusage "
+        "after a CHECKPOINT. **convkey**: `convkey backfill --execute --json --merge-workers "
+        f"{merge_workers(ctx)} --dsn <clone>` in a subprocess "
+        "(default batch size; the merge phase on that many connections), wall time from spawn to exit; peak RSS and CPU are that child's rusage "
         "(os.wait4); phase spans from convkey.backfill_cursor. After each run the clone is checked: every "
         "message kept and none in a merged-away conversation, every live conversation keyed or listed "
         "unresolvable, one live conversation per person. **floor**: one UPDATE on a copy of the conversations "

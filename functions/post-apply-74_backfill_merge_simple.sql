@@ -1,5 +1,6 @@
--- convkey._backfill_merge_simple(p_business_ids bigint[], p_ids bigint[], OUT o_merged int,
---     OUT o_resolved int, OUT o_rest_business_ids bigint[], OUT o_rest_ids bigint[])
+-- convkey._backfill_merge_simple(p_business_ids bigint[], p_ids bigint[],
+--     p_shared boolean DEFAULT false, OUT o_merged int, OUT o_resolved int,
+--     OUT o_rest_business_ids bigint[], OUT o_rest_ids bigint[])
 -- Phase 2 of the backfill, the common case set-based, for a chunk of staged rows (in
 -- (business_id, id) order): a 'deferred' legacy row B whose identities are each owned by one
 -- and the same live conversation A or by nobody, where the resolver would simply merge the two:
@@ -20,10 +21,17 @@
 -- Locks: the per-business backfill lock exclusively (as a resolve batch: identity writers of
 -- those businesses wait for this statement group, the fast path does not), then the
 -- conversations FOR NO KEY UPDATE SKIP LOCKED, so that it never waits on a row lock.
+-- p_shared (a worker of a parallel merge phase; chunks of other workers run at the same time):
+-- the backfill lock shared instead, then, as every identity writer, the advisory locks of the
+-- candidates' identities and pending persons, with try-locks: a candidate any of whose locks
+-- another transaction holds is returned with the rest, so this still never waits. About 1.3
+-- identities per row: a 1,000-row chunk holds up to some 1,300 advisory locks until it commits.
 -- SQLSTATEs: none of its own.
+DROP FUNCTION IF EXISTS convkey._backfill_merge_simple(bigint[], bigint[]);
 CREATE OR REPLACE FUNCTION convkey._backfill_merge_simple(
     p_business_ids bigint[],
     p_ids bigint[],
+    p_shared boolean DEFAULT false,
     OUT o_merged int,
     OUT o_resolved int,
     OUT o_rest_business_ids bigint[],
@@ -58,7 +66,7 @@ DECLARE
 BEGIN
     o_merged := 0;
     o_resolved := 0;
-    PERFORM convkey._lock_backfill(p_business_ids);
+    PERFORM convkey._lock_backfill(p_business_ids, p_shared);
     -- The four selections below run through EXECUTE, so each is planned for the chunk it reads:
     -- their arrays hold one row to a thousand, and a cached generic plan that assumes ten rows
     -- joined them in nested loops (50 ms per chunk instead of 15). The writes keep the plan
@@ -101,6 +109,26 @@ BEGIN
     $sql$
       INTO v_cb, v_crow, v_cowner, v_cpend
      USING p_business_ids, p_ids;
+
+    -- Shared: the candidates whose identities and pending person nobody else holds, locked with
+    -- the keys convkey._lock_identities and convkey._lock_pending_persons take (try-locks never
+    -- wait, so their order does not matter); the conditions below are then read under them.
+    IF p_shared THEN
+        EXECUTE $sql$
+        SELECT array_agg(c.b ORDER BY c.n), array_agg(c.id ORDER BY c.n), array_agg(c.owner ORDER BY c.n),
+               array_agg(c.pend ORDER BY c.n)
+          FROM unnest($1, $2, $3, $4) WITH ORDINALITY AS c(b, id, owner, pend, n)
+         WHERE (SELECT bool_and(pg_try_advisory_xact_lock(l.h))
+                  FROM (SELECT hashtextextended(format('convkey:%s:%s:%s', c.b, x.k, x.v), 0) AS h
+                          FROM convkey.backfill_row r CROSS JOIN LATERAL unnest(r.kinds, r.vals) AS x(k, v)
+                         WHERE r.business_id = c.b AND r.conversation_id = c.id
+                        UNION ALL
+                        SELECT hashtextextended(format('convkey:pending:%s:%s', c.b, c.pend), 0)
+                         WHERE c.pend IS NOT NULL) AS l)
+        $sql$
+          INTO v_cb, v_crow, v_cowner, v_cpend
+         USING v_cb, v_crow, v_cowner, v_cpend;
+    END IF;
 
     -- The conversations of each candidate, without waiting: a row somebody holds goes row by row.
     EXECUTE $sql$
@@ -247,5 +275,5 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION convkey._backfill_merge_simple(bigint[], bigint[]) IS
+COMMENT ON FUNCTION convkey._backfill_merge_simple(bigint[], bigint[], boolean) IS
     'Internal backfill phase 2: resolve the chunk''s independent plain rows (one owner or one pending person) set-based.';

@@ -77,11 +77,13 @@ BEGIN
     FOR v_i IN 1 .. coalesce(cardinality(p_ids), 0) LOOP
         v_out := convkey._backfill_merge_row(p_business_ids[v_i], p_ids[v_i]);
         p_stats := jsonb_set(p_stats, ARRAY[v_out], to_jsonb(coalesce((p_stats->>v_out)::int, 0) + 1));
-        INSERT INTO convkey.backfill_cursor AS k (business_id, phase, last_business_id, last_id)
-        VALUES (p_scope, 'merge', p_business_ids[v_i], p_ids[v_i])
-        ON CONFLICT (business_id, phase) DO UPDATE
-           SET last_business_id = EXCLUDED.last_business_id, last_id = EXCLUDED.last_id, updated_at = now(),
-               finished_at = NULL;
+        IF p_scope IS NOT NULL THEN
+            INSERT INTO convkey.backfill_cursor AS k (business_id, phase, last_business_id, last_id)
+            VALUES (p_scope, 'merge', p_business_ids[v_i], p_ids[v_i])
+            ON CONFLICT (business_id, phase) DO UPDATE
+               SET last_business_id = EXCLUDED.last_business_id, last_id = EXCLUDED.last_id, updated_at = now(),
+                   finished_at = NULL;
+        END IF;
         IF p_commit THEN
             COMMIT;
         END IF;
@@ -151,7 +153,7 @@ $$;
 
 COMMENT ON FUNCTION convkey._backfill_merge_row(p_business_id bigint, p_conversation_id bigint) IS 'Internal backfill phase 2: resolve one deferred legacy row through the get-or-create resolver (merges audited).';
 
-CREATE FUNCTION convkey._backfill_merge_simple(p_business_ids bigint[], p_ids bigint[], OUT o_merged integer, OUT o_resolved integer, OUT o_rest_business_ids bigint[], OUT o_rest_ids bigint[]) RETURNS record
+CREATE FUNCTION convkey._backfill_merge_simple(p_business_ids bigint[], p_ids bigint[], p_shared boolean DEFAULT false, OUT o_merged integer, OUT o_resolved integer, OUT o_rest_business_ids bigint[], OUT o_rest_ids bigint[]) RETURNS record
     LANGUAGE plpgsql
     AS $_$
 DECLARE
@@ -182,7 +184,7 @@ DECLARE
 BEGIN
     o_merged := 0;
     o_resolved := 0;
-    PERFORM convkey._lock_backfill(p_business_ids);
+    PERFORM convkey._lock_backfill(p_business_ids, p_shared);
     -- The four selections below run through EXECUTE, so each is planned for the chunk it reads:
     -- their arrays hold one row to a thousand, and a cached generic plan that assumes ten rows
     -- joined them in nested loops (50 ms per chunk instead of 15). The writes keep the plan
@@ -225,6 +227,26 @@ BEGIN
     $sql$
       INTO v_cb, v_crow, v_cowner, v_cpend
      USING p_business_ids, p_ids;
+
+    -- Shared: the candidates whose identities and pending person nobody else holds, locked with
+    -- the keys convkey._lock_identities and convkey._lock_pending_persons take (try-locks never
+    -- wait, so their order does not matter); the conditions below are then read under them.
+    IF p_shared THEN
+        EXECUTE $sql$
+        SELECT array_agg(c.b ORDER BY c.n), array_agg(c.id ORDER BY c.n), array_agg(c.owner ORDER BY c.n),
+               array_agg(c.pend ORDER BY c.n)
+          FROM unnest($1, $2, $3, $4) WITH ORDINALITY AS c(b, id, owner, pend, n)
+         WHERE (SELECT bool_and(pg_try_advisory_xact_lock(l.h))
+                  FROM (SELECT hashtextextended(format('convkey:%s:%s:%s', c.b, x.k, x.v), 0) AS h
+                          FROM convkey.backfill_row r CROSS JOIN LATERAL unnest(r.kinds, r.vals) AS x(k, v)
+                         WHERE r.business_id = c.b AND r.conversation_id = c.id
+                        UNION ALL
+                        SELECT hashtextextended(format('convkey:pending:%s:%s', c.b, c.pend), 0)
+                         WHERE c.pend IS NOT NULL) AS l)
+        $sql$
+          INTO v_cb, v_crow, v_cowner, v_cpend
+         USING v_cb, v_crow, v_cowner, v_cpend;
+    END IF;
 
     -- The conversations of each candidate, without waiting: a row somebody holds goes row by row.
     EXECUTE $sql$
@@ -371,7 +393,7 @@ BEGIN
 END;
 $_$;
 
-COMMENT ON FUNCTION convkey._backfill_merge_simple(p_business_ids bigint[], p_ids bigint[], OUT o_merged integer, OUT o_resolved integer, OUT o_rest_business_ids bigint[], OUT o_rest_ids bigint[]) IS 'Internal backfill phase 2: resolve the chunk''s independent plain rows (one owner or one pending person) set-based.';
+COMMENT ON FUNCTION convkey._backfill_merge_simple(p_business_ids bigint[], p_ids bigint[], p_shared boolean, OUT o_merged integer, OUT o_resolved integer, OUT o_rest_business_ids bigint[], OUT o_rest_ids bigint[]) IS 'Internal backfill phase 2: resolve the chunk''s independent plain rows (one owner or one pending person) set-based.';
 
 CREATE FUNCTION convkey._backfill_resolve_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[], p_derived text DEFAULT NULL::text, p_derived_lead_ids bigint[] DEFAULT NULL::bigint[], p_derived_wa_ids text[] DEFAULT NULL::text[]) RETURNS jsonb
     LANGUAGE plpgsql
@@ -813,7 +835,7 @@ $$;
 
 COMMENT ON FUNCTION convkey._live_conversation(p_business_id bigint, p_conversation_id bigint, p_param text) IS 'Internal: follow tombstones to the live conversation; P0002 when the id is not in the business.';
 
-CREATE FUNCTION convkey._lock_backfill(p_business_ids bigint[]) RETURNS void
+CREATE FUNCTION convkey._lock_backfill(p_business_ids bigint[], p_shared boolean DEFAULT false) RETURNS void
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -821,12 +843,16 @@ DECLARE
 BEGIN
     FOR v_business IN SELECT DISTINCT b FROM unnest(p_business_ids) AS b ORDER BY 1 LOOP
         -- the key convkey._lock_identities takes shared
-        PERFORM pg_advisory_xact_lock(hashtextextended(format('convkey:backfill:%s', v_business), 0));
+        IF p_shared THEN
+            PERFORM pg_advisory_xact_lock_shared(hashtextextended(format('convkey:backfill:%s', v_business), 0));
+        ELSE
+            PERFORM pg_advisory_xact_lock(hashtextextended(format('convkey:backfill:%s', v_business), 0));
+        END IF;
     END LOOP;
 END;
 $$;
 
-COMMENT ON FUNCTION convkey._lock_backfill(p_business_ids bigint[]) IS 'Internal: the per-business backfill lock, exclusively, for a backfill batch''s businesses.';
+COMMENT ON FUNCTION convkey._lock_backfill(p_business_ids bigint[], p_shared boolean) IS 'Internal: the per-business backfill lock, exclusively or shared, for a backfill batch''s businesses.';
 
 CREATE FUNCTION convkey._lock_conversations(p_business_id bigint, p_ids bigint[]) RETURNS void
     LANGUAGE plpgsql

@@ -182,7 +182,8 @@ def test_killed_runner_resumes_to_the_uninterrupted_result(pg_server, template_d
             pg_server.drop_database(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
 
 
-def test_terminated_backend_mid_merge_then_rerun_finishes(db_dsn):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_terminated_backend_mid_merge_then_rerun_finishes(db_dsn, workers):
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         legacy = generate(conn, 500, seed=9, broken=0)
     stop = threading.Event()
@@ -192,8 +193,10 @@ def test_terminated_backend_mid_merge_then_rerun_finishes(db_dsn):
             while not stop.is_set():
                 n = conn.execute("SELECT count(*) FROM convkey.conversation_merge").fetchone()[0]
                 if n >= 3:
+                    # the runner's connection, or with workers the merge lanes' (convkey-backfill-merge-k)
                     conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE application_name = 'convkey-backfill'")
+                                 "WHERE application_name LIKE %s",
+                                 ("convkey-backfill" if workers == 1 else "convkey-backfill-merge-%",))
                     return
                 time.sleep(0.005)
 
@@ -201,16 +204,17 @@ def test_terminated_backend_mid_merge_then_rerun_finishes(db_dsn):
     t.start()
     try:
         with pytest.raises(psycopg.OperationalError):
-            run_backfill(db_dsn, execute=True, batch_size=10)
+            run_backfill(db_dsn, execute=True, batch_size=10, merge_workers=workers)
     finally:
         stop.set()
         t.join()
-    run_backfill(db_dsn, execute=True, batch_size=10)
+    run_backfill(db_dsn, execute=True, batch_size=10, merge_workers=workers)
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         check_one_conversation_per_person(conn, legacy)
 
 
-def test_webhooks_during_backfill_never_fail_nor_duplicate(db_dsn):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_webhooks_during_backfill_never_fail_nor_duplicate(db_dsn, workers):
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         legacy = generate(conn, 200, seed=11, broken=0)
     errors, stop = [], threading.Event()
@@ -235,7 +239,8 @@ def test_webhooks_during_backfill_never_fail_nor_duplicate(db_dsn):
     for t in threads:
         t.start()
     try:
-        run_backfill(db_dsn, execute=True, batch_size=15)
+        report = run_backfill(db_dsn, execute=True, batch_size=15, merge_workers=workers)
+        assert report.merge_workers == workers
     finally:
         stop.set()
         for t in threads:
@@ -402,3 +407,98 @@ def test_set_based_merge_equals_the_per_row_resolver(db_dsn, pg_server):
         assert slow.set_based == 0
     finally:
         pg_server.drop_database(f"{source}_per_row")
+
+
+def _grouped_state(conn) -> dict[str, list]:
+    """What a backfill leaves, independent of the order of its merges: each conversation's live
+    conversation (its root), the live ones' key, lead and phone, each message's and identity's
+    live conversation, the rows left unresolved."""
+    roots = """WITH RECURSIVE r AS (
+                   SELECT business_id, id, id AS root FROM convkey.whatsapp_conversation WHERE merged_into_id IS NULL
+                   UNION ALL
+                   SELECT c.business_id, c.id, r.root FROM convkey.whatsapp_conversation c
+                     JOIN r ON c.business_id = r.business_id AND c.merged_into_id = r.id)"""
+    queries = {
+        "roots": roots + " SELECT business_id, id, root FROM r",
+        "live": "SELECT business_id, id, canonical_key, lead_id, phone_e164 FROM convkey.whatsapp_conversation "
+                "WHERE merged_into_id IS NULL",
+        "messages": "SELECT business_id, provider_message_id, conversation_id FROM convkey.whatsapp_message",
+        "identities": "SELECT business_id, kind, value, conversation_id, pending_person_id IS NULL "
+                      "FROM convkey.identity",
+        "unresolved": "SELECT business_id, conversation_id, status FROM convkey.backfill_row",
+        "messages_in_tombstones": "SELECT count(*) FROM convkey.whatsapp_message m JOIN convkey.whatsapp_conversation c "
+                                  "ON c.business_id = m.business_id AND c.id = m.conversation_id "
+                                  "WHERE c.merged_into_id IS NOT NULL",
+    }
+    return {name: sorted(conn.execute(sql).fetchall()) for name, sql in queries.items()}
+
+
+def test_parallel_merge_leaves_what_the_serial_merge_leaves(db_dsn, pg_server):
+    """--merge-workers 2: the lanes' set-based chunks run side by side under shared backfill locks
+    and try-locks, and leave the same people in the same conversations, with the same keys, leads,
+    phones, messages and identity owners as the serial merge (data without rows a rule decides
+    between); a dry run always merges on one connection."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        legacy = generate(conn, 900, seed=31)
+        generate(conn, 200, business_id=2, seed=32)
+        source = conn.info.dbname
+    serial = pg_server.create_database(f"{source}_serial", template=source)
+    try:
+        dry = run_backfill(db_dsn, batch_size=50, merge_workers=2)
+        assert dry.merge_workers == 1
+        fast = run_backfill(db_dsn, execute=True, batch_size=50, merge_workers=2)
+        slow = run_backfill(serial, execute=True, batch_size=50)
+        assert fast.merge_workers == 2 and slow.merge_workers == 1
+        assert dry.plan() == slow.plan()
+        with psycopg.connect(db_dsn, autocommit=True) as a, psycopg.connect(serial, autocommit=True) as b:
+            got, want = _grouped_state(a), _grouped_state(b)
+            for name in want:
+                assert got[name] == want[name], name
+            assert got["messages_in_tombstones"] == [(0,)]
+            check_one_conversation_per_person(a, legacy)
+        # every waiting row had an outcome ('gone': taken by the other lane), most of them set-based
+        assert fast.deferred == slow.deferred > 50
+        assert fast.set_based > fast.deferred // 2
+        assert sum(n for k, n in fast.merge.items() if k != "gone") == fast.deferred
+        again = run_backfill(db_dsn, execute=True, merge_workers=2)  # idempotent
+        assert again.deferred == 0 and again.merge == {}
+    finally:
+        pg_server.drop_database(f"{source}_serial")
+
+
+def test_a_lane_locks_what_it_claims_and_skips_what_others_hold(db_dsn):
+    """convkey._backfill_merge_simple with p_shared: a candidate whose identity another transaction
+    holds the advisory lock of (a webhook's resolver, another lane) is returned with the rest, and
+    the others are merged; the backfill lock is taken shared, so two lanes never wait on each other."""
+    conn = psycopg.connect(db_dsn, autocommit=True)
+    legacy = generate(conn, 60, seed=41, broken=0)
+    run_backfill(db_dsn, execute=True, skip_merge=True)
+    rows = conn.execute("SELECT business_id, conversation_id, kinds, vals FROM convkey.backfill_row "
+                        "WHERE status = 'deferred' ORDER BY 1, 2").fetchall()
+    assert len(rows) >= 3
+    held_b, held_id, kinds, vals = rows[0]
+    other = psycopg.connect(db_dsn, autocommit=False)
+    try:
+        # another writer: the backfill lock shared (as convkey._lock_identities) and one identity of the first row
+        other.execute("SELECT convkey._lock_identities(%s, %s, %s)", (held_b, kinds[:1], vals[:1]))
+        got = conn.execute("SELECT * FROM convkey._backfill_merge_simple(%s, %s, true)",
+                           ([r[0] for r in rows], [r[1] for r in rows])).fetchone()
+        merged, resolved, rest_b, rest_ids = got
+        assert held_id in rest_ids
+        assert merged + resolved >= 1
+        # exclusively, as the serial merge takes it, the same call would have to wait for the other writer
+        conn.execute("SET lock_timeout = '100ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            conn.execute("SELECT * FROM convkey._backfill_merge_simple(%s, %s)", (rest_b, rest_ids))
+        conn.execute("RESET lock_timeout")
+    finally:
+        other.rollback()
+        other.close()
+    run_backfill(db_dsn, execute=True, merge_workers=2)
+    check_one_conversation_per_person(conn, legacy)
+    conn.close()
+
+
+def test_merge_workers_must_be_positive(db_dsn):
+    res = cli(db_dsn, "--execute", "--merge-workers", "0")
+    assert res.returncode == 2 and "merge_workers must be at least 1" in res.stderr

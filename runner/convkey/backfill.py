@@ -30,10 +30,11 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 import psycopg
 from psycopg.rows import dict_row
@@ -51,6 +52,7 @@ MAX_RETRIES = 20
 SAMPLE = 20
 # set-based rounds per merge chunk: a person's third row waits for the second (each round, one transaction)
 SIMPLE_ROUNDS = 3
+MERGE_CHUNK = 1000  # waiting rows per merge chunk (a set-based chunk's transaction)
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Report:
     unresolvable_count: int = 0
     unresolvable: list[dict[str, Any]] = field(default_factory=list)
     retries: int = 0
+    merge_workers: int = 1  # connections the merge phase ran on
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -90,13 +93,14 @@ class Report:
             "unresolvable": self.unresolvable_count,
             "unresolvable_sample": self.unresolvable,
             "retries": self.retries,
+            "merge_workers": self.merge_workers,
             "seconds": round(self.seconds, 3),
         }
 
     def plan(self) -> dict[str, Any]:
         """What the run does to the data, without timings: a dry run's equals the execute's."""
         d = self.as_dict()
-        for k in ("mode", "retries", "seconds"):
+        for k in ("mode", "retries", "merge_workers", "seconds"):
             d.pop(k)
         return d
 
@@ -132,8 +136,12 @@ def normalize_batch(rows: list[dict[str, Any]], region: str) -> tuple[list, list
 class Backfill:
     def __init__(self, conn: psycopg.Connection, *, execute: bool, business_id: int | None, batch_size: int,
                  region: str, do_resolve: bool, do_merge: bool, progress: Progress, simple_merge: bool = True,
-                 derive_conn: psycopg.Connection | None = None):
+                 derive_conn: psycopg.Connection | None = None, merge_workers: int = 1,
+                 connect: Callable[[str], psycopg.Connection] | None = None):
         self.conn = conn
+        self.merge_workers = merge_workers
+        self.connect = connect  # a new autocommit connection, set up as conn (parallel merge phase)
+        self.lock = threading.Lock()
         self.derive_conn = derive_conn
         self.execute = execute
         self.business_id = business_id
@@ -146,19 +154,20 @@ class Backfill:
         self.simple_merge = simple_merge
         self.report = Report(execute=execute, business_id=business_id)
 
-    def q(self, name: str, **params: Any) -> list[dict[str, Any]]:
-        cur = self.conn.execute(queries.get(name), params)
+    def q(self, name: str, conn: psycopg.Connection | None = None, **params: Any) -> list[dict[str, Any]]:
+        cur = (conn or self.conn).execute(queries.get(name), params)
         return cur.fetchall() if cur.description else []
 
-    def retrying(self, name: str, **params: Any) -> list[dict[str, Any]]:
+    def retrying(self, name: str, conn: psycopg.Connection | None = None, **params: Any) -> list[dict[str, Any]]:
         """Run a batch statement; lock timeouts, deadlocks and serialization failures are retried."""
         for attempt in range(MAX_RETRIES):
             try:
-                return self.q(name, **params)
+                return self.q(name, conn, **params)
             except psycopg.Error as exc:
                 if not self.execute or exc.sqlstate not in RETRY_SQLSTATES or attempt == MAX_RETRIES - 1:
                     raise
-                self.report.retries += 1
+                with self.lock:
+                    self.report.retries += 1
                 logger.info("%s: SQLSTATE %s, retrying", name, exc.sqlstate)
                 time.sleep(min(0.05 * 2**attempt, 2.0))
         raise AssertionError("unreachable")
@@ -221,35 +230,77 @@ class Backfill:
         return args
 
     def merge_phase(self) -> None:
+        parallel = self.execute and self.merge_workers > 1 and self.connect is not None
+        if parallel:
+            # the lanes take rows in no single order: the cursor starts over for the serial pass
+            self.q("backfill_restart_phase", scope=self.scope, phase="merge")
         after = self._start("merge")
         total = self.q("backfill_deferred_count", business_id=self.business_id)[0]["n"]
         self.report.deferred = total
         self.progress.start("merge", total)
+        if parallel:
+            self.report.merge_workers = self.merge_workers
+            self._merge_lanes()
+        # the serial pass: every row (one worker), or the rows no lane took
         while True:
             rows = self.q("backfill_deferred_batch", after_business_id=after[0], after_id=after[1],
-                          business_id=self.business_id, limit=min(self.batch_size, 1000))
+                          business_id=self.business_id, limit=min(self.batch_size, MERGE_CHUNK))
             if not rows:
                 break
-            business_ids, ids = [r["business_id"] for r in rows], [r["id"] for r in rows]
-            for _ in range(SIMPLE_ROUNDS if self.simple_merge else 0):
-                done = self.retrying("backfill_merge_simple", business_ids=business_ids, ids=ids)[0]
-                self._count({"merged": done["merged"], "resolved": done["resolved"]})
-                self.report.set_based += done["merged"] + done["resolved"]
-                business_ids, ids = done["rest_business_ids"], done["rest_ids"]
-                if not ids or not done["merged"] + done["resolved"]:
-                    break
-            if ids:
-                self._count(self.retrying("backfill_merge_batch", scope=self.scope, business_ids=business_ids,
-                                          ids=ids, commit=self.execute)[0]["p_stats"])
+            self._merge_chunk(self.conn, rows, shared=False, scope=self.scope)
             after = (rows[-1]["business_id"], rows[-1]["id"])
-            self.progress.advance(len(rows))
         self.q("backfill_finish_phase", scope=self.scope, phase="merge")
         self.progress.finish()
 
-    def _count(self, outcomes: dict[str, int]) -> None:
-        for outcome, n in outcomes.items():
-            if n:
-                self.report.merge[outcome] = self.report.merge.get(outcome, 0) + n
+    def _merge_chunk(self, conn: psycopg.Connection, rows: list[dict[str, Any]], *, shared: bool,
+                     scope: int | None) -> None:
+        """One chunk of waiting rows: the plain cases set-based (a few rounds), the rest row by row."""
+        business_ids, ids = [r["business_id"] for r in rows], [r["id"] for r in rows]
+        for _ in range(SIMPLE_ROUNDS if self.simple_merge else 0):
+            done = self.retrying("backfill_merge_simple", conn, business_ids=business_ids, ids=ids, shared=shared)[0]
+            self._count({"merged": done["merged"], "resolved": done["resolved"]}, set_based=True)
+            business_ids, ids = done["rest_business_ids"], done["rest_ids"]
+            if not ids or not done["merged"] + done["resolved"]:
+                break
+        if ids:
+            self._count(self.retrying("backfill_merge_batch", conn, scope=scope, business_ids=business_ids,
+                                      ids=ids, commit=self.execute)[0]["p_stats"])
+        with self.lock:
+            self.progress.advance(len(rows))
+
+    def _merge_lanes(self) -> None:
+        """The merge phase on merge_workers connections at once, one lane of the waiting rows each
+        (convkey._backfill_merge_simple with p_shared: the set-based chunks of the lanes run side by
+        side, each locking what it claims); a failing lane stops the others and is raised."""
+        lanes = self.merge_workers
+        stop = threading.Event()
+
+        def lane(k: int) -> None:
+            with self.connect(f"convkey-backfill-merge-{k}") as conn:
+                after = (0, 0)
+                while not stop.is_set():
+                    rows = self.q("backfill_lane_batch", conn, after_business_id=after[0], after_id=after[1],
+                                  business_id=self.business_id, lanes=lanes, lane=k, limit=MERGE_CHUNK)
+                    if not rows:
+                        return
+                    self._merge_chunk(conn, rows, shared=True, scope=None)
+                    after = (rows[-1]["business_id"], rows[-1]["id"])
+
+        with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="convkey-merge") as pool:
+            futures = [pool.submit(lane, k) for k in range(lanes)]
+            try:
+                for f in futures:
+                    f.result()
+            finally:
+                stop.set()
+
+    def _count(self, outcomes: dict[str, int], set_based: bool = False) -> None:
+        with self.lock:
+            for outcome, n in outcomes.items():
+                if n:
+                    self.report.merge[outcome] = self.report.merge.get(outcome, 0) + n
+                    if set_based:
+                        self.report.set_based += n
 
     def run(self) -> Report:
         started = time.monotonic()
@@ -277,25 +328,36 @@ class Backfill:
         return self.report
 
 
+def _connect(dsn: str, name: str, *, execute: bool) -> psycopg.Connection:
+    conn = psycopg.connect(dsn, autocommit=execute, row_factory=dict_row, application_name=name)
+    conn.execute("SET lock_timeout = '2s'")
+    conn.execute("SET statement_timeout = '10min'")
+    if execute:
+        # each batch is re-runnable: a crash loses at most the last batches, never correctness
+        conn.execute("SET synchronous_commit = off")
+    return conn
+
+
 def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = None, batch_size: int = 10000,
                  default_region: str = "IL", skip_backfill: bool = False, skip_merge: bool = False,
-                 progress: Progress | None = None, simple_merge: bool = True, derive_ahead: bool = True) -> Report:
+                 progress: Progress | None = None, simple_merge: bool = True, derive_ahead: bool = True,
+                 merge_workers: int = 1) -> Report:
     """Run (or dry-run) the backfill; raises on errors that are not the data's fault.
 
     ``simple_merge=False`` sends every waiting row through the per-row resolver (the reference
     the set-based path is tested against), instead of merging the independent plain cases of each
     chunk set-based first. ``derive_ahead=False`` lets every resolve batch derive its rows'
     identities itself instead of taking them from a second connection that derived them ahead.
+    ``merge_workers``: connections the merge phase runs on at once. 1 (the default) merges every
+    waiting row in id order, exactly as the dry run printed (a dry run, one transaction, always
+    runs on one). More run lanes of the waiting rows side by side: see ``Backfill._merge_lanes``.
     """
     if batch_size < 1:
         raise InvalidIdentifier("batch_size must be at least 1")
+    if merge_workers < 1:
+        raise InvalidIdentifier("merge_workers must be at least 1")
     progress = progress or Progress(enabled=False)
-    with psycopg.connect(dsn, autocommit=execute, row_factory=dict_row, application_name="convkey-backfill") as conn:
-        conn.execute("SET lock_timeout = '2s'")
-        conn.execute("SET statement_timeout = '10min'")
-        if execute:
-            # each batch is re-runnable: a crash loses at most the last batches, never correctness
-            conn.execute("SET synchronous_commit = off")
+    with _connect(dsn, "convkey-backfill", execute=execute) as conn:
         scope = business_id or 0
         locked = conn.execute(queries.get("backfill_try_lock"), {"scope": scope}).fetchone()["locked"]
         if not locked:
@@ -308,7 +370,9 @@ def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = N
                 derive_conn.execute("SET statement_timeout = '10min'")
             job = Backfill(conn, execute=execute, business_id=business_id, batch_size=batch_size,
                            region=default_region, do_resolve=not skip_backfill, do_merge=not skip_merge,
-                           progress=progress, simple_merge=simple_merge, derive_conn=derive_conn)
+                           progress=progress, simple_merge=simple_merge, derive_conn=derive_conn,
+                           merge_workers=merge_workers,
+                           connect=lambda name: _connect(dsn, name, execute=execute))
             report = job.run()
         finally:
             if derive_conn is not None:

@@ -141,6 +141,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         resolve_dsn(args.dsn), execute=args.execute, business_id=args.business_id, batch_size=args.batch_size,
         default_region=args.default_region, skip_backfill=args.skip_backfill, skip_merge=args.skip_merge,
         progress=Progress(enabled=not args.json), derive_ahead=not args.one_connection,
+        merge_workers=1 if args.one_connection else args.merge_workers,
     )
     print_report(report, as_json=args.json)
     return exit_code(report)
@@ -230,8 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--business-id", type=int, help="only this business")
     p.add_argument("--default-region", default="IL", help="region for phones typed without a country code")
     p.add_argument("--json", action="store_true", help="print the report as JSON (no progress bar)")
+    p.add_argument("--merge-workers", type=int, default=1,
+                   help="connections the merge phase runs on at once with --execute (default 1: rows merge in "
+                        "id order, exactly as the dry run printed; 2 is about 1.5-1.9x faster on 2 cores, "
+                        "see README)")
     p.add_argument("--one-connection", action="store_true",
-                   help="do not derive the next batch's identities on a second connection (slower)")
+                   help="one connection only: no identities derived ahead, one merge worker (slower)")
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("ingest", help="replay Baileys messages or convkey events (JSON Lines) into the database")

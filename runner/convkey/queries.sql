@@ -101,6 +101,22 @@ SELECT business_id, conversation_id AS id FROM convkey.backfill_row
    AND (%(business_id)s::bigint IS NULL OR business_id = %(business_id)s)
  ORDER BY business_id, conversation_id LIMIT %(limit)s
 
+-- backfill_lane_batch --
+-- The next deferred rows of one lane of a parallel merge phase. A row's lane follows the
+-- conversation that owns its identities (else its pending person, else the row), so that rows
+-- merging into one conversation are usually taken by one worker, in id order; owners change as
+-- rows merge, so a row may be seen by two lanes or by none: the phase's serial pass takes the
+-- rows no lane took, and a row done elsewhere is 'gone'.
+SELECT r.business_id, r.conversation_id AS id FROM convkey.backfill_row r
+ WHERE r.status = 'deferred' AND (r.business_id, r.conversation_id) > (%(after_business_id)s, %(after_id)s)
+   AND (%(business_id)s::bigint IS NULL OR r.business_id = %(business_id)s)
+   AND (hashint8(coalesce(
+           (SELECT coalesce(min(t.conversation_id), min(t.pending_person_id))
+              FROM unnest(r.kinds, r.vals) AS x(k, v)
+              JOIN convkey.identity t ON t.business_id = r.business_id AND t.kind = x.k AND t.value = x.v),
+           r.conversation_id))::bigint + 2147483648) %% %(lanes)s = %(lane)s
+ ORDER BY r.business_id, r.conversation_id LIMIT %(limit)s
+
 -- backfill_deferred_count --
 SELECT count(*) AS n FROM convkey.backfill_row
  WHERE status = 'deferred' AND (%(business_id)s::bigint IS NULL OR business_id = %(business_id)s)
@@ -110,7 +126,7 @@ CALL convkey._backfill_merge_batch(%(scope)s, %(business_ids)s, %(ids)s, %(commi
 
 -- backfill_merge_simple --
 SELECT o_merged AS merged, o_resolved AS resolved, o_rest_business_ids AS rest_business_ids, o_rest_ids AS rest_ids
-  FROM convkey._backfill_merge_simple(%(business_ids)s::bigint[], %(ids)s::bigint[])
+  FROM convkey._backfill_merge_simple(%(business_ids)s::bigint[], %(ids)s::bigint[], %(shared)s)
 
 -- backfill_max_merge_id --
 SELECT coalesce(max(id), 0) AS id FROM convkey.conversation_merge
