@@ -202,6 +202,7 @@ class Point:
 
     data: Dataset
     convkey: list[Run] = field(default_factory=list)
+    serial: list[Run] = field(default_factory=list)  # --merge-workers 1 (the default), when convkey ran with more
     floor: list[float] = field(default_factory=list)
     floor_server_cpu: list[float] = field(default_factory=list)
     floor_keyed: int = 0
@@ -302,7 +303,7 @@ def build(ctx, dbs: Databases, base: str, rows: int) -> Dataset:
     return data
 
 
-def run_convkey(ctx, dbs: Databases, data: Dataset) -> Run:
+def run_convkey(ctx, dbs: Databases, data: Dataset, workers: int) -> Run:
     clone = dbs.create(f"{dbs.prefix}_run", template=data.template)
     try:
         dbs.checkpoint()
@@ -310,7 +311,7 @@ def run_convkey(ctx, dbs: Databases, data: Dataset) -> Run:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             t0 = time.perf_counter()
             proc = subprocess.Popen(convkey_command() + ["backfill", "--execute", "--json", "--merge-workers",
-                                                         str(merge_workers(ctx)), "--dsn", dbs.dsn(clone)],
+                                                         str(workers), "--dsn", dbs.dsn(clone)],
                                     stdout=out, stderr=err)
             _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: peak RSS and CPU
             seconds = time.perf_counter() - t0
@@ -325,7 +326,8 @@ def run_convkey(ctx, dbs: Databases, data: Dataset) -> Run:
         with psycopg.connect(dbs.dsn(clone), autocommit=True) as conn:
             phases = {p: float(s) for p, s in conn.execute(PHASES).fetchall() if s is not None}
             verified = verify(conn, data, report)
-            required = run_required_writes(ctx, dbs, data, conn, verified)
+            # the answer is the same for every worker count: its required writes are measured once per rep
+            required = run_required_writes(ctx, dbs, data, conn, verified) if workers == merge_workers(ctx) else None
     finally:
         dbs.drop(clone)
     return Run(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
@@ -425,11 +427,15 @@ def sizes(ctx) -> tuple[int, int, int]:
 
 def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int) -> Point:
     point = Point(data)
+    workers = merge_workers(ctx)
+    sides = ["convkey", "serial", "floor"] if workers > 1 else ["convkey", "floor"]
     for rep in range(max(reps, floor_reps)):
-        order = ["convkey", "floor"] if rep % 2 == 0 else ["floor", "convkey"]
+        order = sides[rep % len(sides):] + sides[:rep % len(sides)]
         for side in order:
             if side == "convkey" and rep < reps:
-                point.convkey.append(run_convkey(ctx, dbs, data))
+                point.convkey.append(run_convkey(ctx, dbs, data, workers))
+            elif side == "serial" and rep < reps:
+                point.serial.append(run_convkey(ctx, dbs, data, 1))
             elif side == "floor" and rep < floor_reps:
                 seconds, cpu, point.floor_keyed = run_floor(ctx, dbs, data)
                 point.floor.append(seconds)
@@ -438,6 +444,7 @@ def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int) -> P
         done = point.convkey[-1] if rep < reps else None
         ctx.log(f"    backfill {data.rows:,} rows rep {rep + 1}: "
                 + (f"convkey {done.seconds:.1f}s (peak RSS {done.rss_mb:.0f} MB), " if done else "")
+                + (f"serial merge {point.serial[-1].seconds:.1f}s, " if done and point.serial else "")
                 + (f"required writes {done.required:.1f}s, " if done and done.required is not None else "")
                 + (f"floor {point.floor[-1]:.1f}s" if rep < floor_reps else ""))
     return point
@@ -460,6 +467,23 @@ def run(ctx) -> Section:
     return report(ctx, points, large_reps)
 
 
+def _serial_rows(points: list[Point]) -> list[list[str]]:
+    """The default serial merge, run side by side with the lanes: its wall time, merge phase and ratios."""
+    if not all(p.serial for p in points):
+        return []
+    return [
+        ["convkey backfill --execute, serial merge (--merge-workers 1, the default), wall s"]
+        + [_secs([r.seconds for r in p.serial]) for p in points],
+        ["  its merge phase, s"] + [_secs([r.phases.get("merge", 0) for r in p.serial]) for p in points],
+        ["  serial merge / floor, wall time"] + [_paired([r.seconds for r in p.serial], p.floor).ratio()
+                                                  for p in points],
+        ["  lanes / serial merge, wall time (merge phase)"]
+        + [ratios([r.seconds for r in p.convkey], [r.seconds for r in p.serial]).ratio()
+           + " (" + ratios([r.phases.get("merge", 0) for r in p.convkey],
+                           [r.phases.get("merge", 0) for r in p.serial]).ratio() + ")" for p in points],
+    ]
+
+
 def _mb(values: list[float]) -> str:
     s = Summary(values)
     return f"{s.median:,.0f} ({s.min:,.0f}-{s.max:,.0f})"
@@ -473,8 +497,9 @@ def _secs(values: list[float]) -> str:
 def report(ctx, points: list[Point], large_reps: int) -> Section:
     heads = ["median (min-max)"] + [f"{p.data.rows:,} rows" for p in points]
     conv_s = {p.data.rows: [r.seconds for r in p.convkey] for p in points}
+    flag = f" --merge-workers {merge_workers(ctx)}" if merge_workers(ctx) > 1 else ""
     main_rows = [
-        ["convkey backfill --execute, wall s"] + [_secs(conv_s[p.data.rows]) for p in points],
+        [f"convkey backfill --execute{flag}, wall s"] + [_secs(conv_s[p.data.rows]) for p in points],
         ["floor (one UPDATE), wall s"] + [_secs(p.floor) for p in points],
         ["convkey rows/s"] + [Summary([p.data.rows / s for s in conv_s[p.data.rows]]).rate() for p in points],
         ["floor rows/s"] + [Summary([p.data.rows / s for s in p.floor]).rate() for p in points],
@@ -496,6 +521,7 @@ def report(ctx, points: list[Point], large_reps: int) -> Section:
                                                            for p in points],
         ]
     main_rows += [
+        *_serial_rows(points),
         ["runner peak RSS, MB"] + [_mb([r.rss_mb for r in p.convkey]) for p in points],
         ["repetitions convkey / floor"] + [f"{len(p.convkey)} / {len(p.floor)}" for p in points],
     ]
@@ -533,6 +559,9 @@ def report(ctx, points: list[Point], large_reps: int) -> Section:
                     _paired(big.floor, conv_s[big.data.rows]), 1 / TARGET,
                     _paired(big.floor, _required(big)) if _required(big) else None,
                     "floor / required writes (the result's rows written set-based, answer known)")]
+    if big.serial:
+        checks.append(Check(f"floor / convkey wall time at {big.data.rows:,} rows, serial merge (--merge-workers 1, "
+                            "the default)", _paired(big.floor, [r.seconds for r in big.serial]), 1 / TARGET))
     for p in points:
         checks.append(Check(f"{RSS_LIMIT_MB:g} MB / runner peak RSS at {p.data.rows:,} rows",
                             Summary([RSS_LIMIT_MB / r.rss_mb for r in p.convkey]), 1.0))
@@ -553,11 +582,13 @@ def report(ctx, points: list[Point], large_reps: int) -> Section:
         "1,000 names nobody (groups, broadcasts, garbage), 5 messages per conversation written in time order; "
         "then VACUUM ANALYZE. Each run gets its own clone of the template (CREATE DATABASE ... TEMPLATE), "
         "after a CHECKPOINT. **convkey**: `convkey backfill --execute --json --merge-workers "
-        f"{merge_workers(ctx)} --dsn <clone>` in a subprocess "
-        "(default batch size; the merge phase on that many connections), wall time from spawn to exit; peak RSS and CPU are that child's rusage "
+        f"{merge_workers(ctx)} --dsn <clone>` in a subprocess (default batch size; the set-based merge on "
+        "that many connections), wall time from spawn to exit; peak RSS and CPU are that child's rusage "
         "(os.wait4); phase spans from convkey.backfill_cursor. After each run the clone is checked: every "
         "message kept and none in a merged-away conversation, every live conversation keyed or listed "
-        "unresolvable, one live conversation per person. **floor**: one UPDATE on a copy of the conversations "
+        "unresolvable, one live conversation per person. **serial merge** (when the above runs more than one "
+        "merge worker): the same command with --merge-workers 1, the default, which merges in id order exactly "
+        "as the dry run prints; it runs in every repetition, side by side, and is checked the same way. **floor**: one UPDATE on a copy of the conversations "
         "(same columns, checks and indexes, but (business_id, canonical_key) not unique, no triggers): each "
         "row's key from convkey._parse_wa_id (the lead key when it has a lead) and its phone, in one "
         "transaction; it does not normalize human formats (phonenumbers), writes no identities and merges "

@@ -77,13 +77,11 @@ BEGIN
     FOR v_i IN 1 .. coalesce(cardinality(p_ids), 0) LOOP
         v_out := convkey._backfill_merge_row(p_business_ids[v_i], p_ids[v_i]);
         p_stats := jsonb_set(p_stats, ARRAY[v_out], to_jsonb(coalesce((p_stats->>v_out)::int, 0) + 1));
-        IF p_scope IS NOT NULL THEN
-            INSERT INTO convkey.backfill_cursor AS k (business_id, phase, last_business_id, last_id)
-            VALUES (p_scope, 'merge', p_business_ids[v_i], p_ids[v_i])
-            ON CONFLICT (business_id, phase) DO UPDATE
-               SET last_business_id = EXCLUDED.last_business_id, last_id = EXCLUDED.last_id, updated_at = now(),
-                   finished_at = NULL;
-        END IF;
+        INSERT INTO convkey.backfill_cursor AS k (business_id, phase, last_business_id, last_id)
+        VALUES (p_scope, 'merge', p_business_ids[v_i], p_ids[v_i])
+        ON CONFLICT (business_id, phase) DO UPDATE
+           SET last_business_id = EXCLUDED.last_business_id, last_id = EXCLUDED.last_id, updated_at = now(),
+               finished_at = NULL;
         IF p_commit THEN
             COMMIT;
         END IF;

@@ -247,14 +247,14 @@ class Backfill:
                           business_id=self.business_id, limit=min(self.batch_size, MERGE_CHUNK))
             if not rows:
                 break
-            self._merge_chunk(self.conn, rows, shared=False, scope=self.scope)
+            self._merge_chunk(self.conn, rows)
             after = (rows[-1]["business_id"], rows[-1]["id"])
         self.q("backfill_finish_phase", scope=self.scope, phase="merge")
         self.progress.finish()
 
-    def _merge_chunk(self, conn: psycopg.Connection, rows: list[dict[str, Any]], *, shared: bool,
-                     scope: int | None) -> None:
-        """One chunk of waiting rows: the plain cases set-based (a few rounds), the rest row by row."""
+    def _merge_chunk(self, conn: psycopg.Connection, rows: list[dict[str, Any]], *, shared: bool = False) -> None:
+        """One chunk of waiting rows: the plain cases set-based (a few rounds), then, except in a
+        lane (shared), the rest row by row through the resolver."""
         business_ids, ids = [r["business_id"] for r in rows], [r["id"] for r in rows]
         for _ in range(SIMPLE_ROUNDS if self.simple_merge else 0):
             done = self.retrying("backfill_merge_simple", conn, business_ids=business_ids, ids=ids, shared=shared)[0]
@@ -262,16 +262,19 @@ class Backfill:
             business_ids, ids = done["rest_business_ids"], done["rest_ids"]
             if not ids or not done["merged"] + done["resolved"]:
                 break
-        if ids:
-            self._count(self.retrying("backfill_merge_batch", conn, scope=scope, business_ids=business_ids,
+        if ids and not shared:
+            self._count(self.retrying("backfill_merge_batch", conn, scope=self.scope, business_ids=business_ids,
                                       ids=ids, commit=self.execute)[0]["p_stats"])
         with self.lock:
-            self.progress.advance(len(rows))
+            self.progress.advance(len(rows) - (len(ids) if shared else 0))
 
     def _merge_lanes(self) -> None:
-        """The merge phase on merge_workers connections at once, one lane of the waiting rows each
-        (convkey._backfill_merge_simple with p_shared: the set-based chunks of the lanes run side by
-        side, each locking what it claims); a failing lane stops the others and is raised."""
+        """The set-based part of the merge phase on merge_workers connections at once, one lane of
+        the waiting rows each (convkey._backfill_merge_simple with p_shared: the lanes' chunks run
+        side by side, each locking what it claims). What a lane leaves (rows the resolver decides,
+        rows whose locks another lane or a webhook held, rows whose lane changed) waits for the
+        serial pass, which takes it in id order as a one-worker merge would. A failing lane stops
+        the others and is raised."""
         lanes = self.merge_workers
         stop = threading.Event()
 
@@ -283,7 +286,7 @@ class Backfill:
                                   business_id=self.business_id, lanes=lanes, lane=k, limit=MERGE_CHUNK)
                     if not rows:
                         return
-                    self._merge_chunk(conn, rows, shared=True, scope=None)
+                    self._merge_chunk(conn, rows, shared=True)
                     after = (rows[-1]["business_id"], rows[-1]["id"])
 
         with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="convkey-merge") as pool:

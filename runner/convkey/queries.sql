@@ -105,8 +105,8 @@ SELECT business_id, conversation_id AS id FROM convkey.backfill_row
 -- The next deferred rows of one lane of a parallel merge phase. A row's lane follows the
 -- conversation that owns its identities (else its pending person, else the row), so that rows
 -- merging into one conversation are usually taken by one worker, in id order; owners change as
--- rows merge, so a row may be seen by two lanes or by none: the phase's serial pass takes the
--- rows no lane took, and a row done elsewhere is 'gone'.
+-- rows merge, so a row may be seen by two lanes (the second finds it done) or by none (the
+-- phase's serial pass takes it).
 SELECT r.business_id, r.conversation_id AS id FROM convkey.backfill_row r
  WHERE r.status = 'deferred' AND (r.business_id, r.conversation_id) > (%(after_business_id)s, %(after_id)s)
    AND (%(business_id)s::bigint IS NULL OR r.business_id = %(business_id)s)
