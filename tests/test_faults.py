@@ -395,15 +395,22 @@ class BatchKiller(threading.Thread):
             self.error = exc
 
 
+def _backfilled_twin(clone, people: int, seed: int):
+    """Two clones with the same legacy data: the reference backfilled without faults (serially),
+    the other untouched; and the data's truth."""
+    reference, faulty = clone(), clone()
+    for dsn in (reference, faulty):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            legacy = generate_legacy(conn, people, seed=seed, broken=2)
+    run_backfill(reference, execute=True, batch_size=10)
+    return reference, faulty, legacy
+
+
 @pytest.mark.reliability
 def test_terminated_backends_inside_backfill_batches(clone, reliability_record):
     people = reliability_scale(300, 2000)
     kills = max(4, min(10, people // 200))
-    reference, faulty = clone(), clone()
-    for dsn in (reference, faulty):
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            legacy = generate_legacy(conn, people, seed=SEED % 1000, broken=2)
-    run_backfill(reference, execute=True, batch_size=10)
+    reference, faulty, legacy = _backfilled_twin(clone, people, seed=SEED % 1000)
     rng = random.Random(SEED)
     targets = ["resolve"] * (kills // 2) + ["merge"] * (kills - kills // 2)
     killer = BatchKiller(faulty, targets, rng)
@@ -446,11 +453,7 @@ def _convkey(*args: str, **kw) -> subprocess.Popen:
 def test_kill_9_mid_backfill_in_the_resolve_and_the_merge_phase(clone, reliability_record):
     people = reliability_scale(300, 1200)
     kills = max(4, min(8, people // 150))
-    reference, faulty = clone(), clone()
-    for dsn in (reference, faulty):
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            legacy = generate_legacy(conn, people, seed=SEED % 1000 + 1, broken=2)
-    run_backfill(reference, execute=True, batch_size=10)
+    reference, faulty, legacy = _backfilled_twin(clone, people, seed=SEED % 1000 + 1)
     rng = random.Random(SEED + 1)
     targets = ["resolve"] * (kills // 2) + ["merge"] * (kills - kills // 2)
     landed: list[str] = []
@@ -480,6 +483,49 @@ def test_kill_9_mid_backfill_in_the_resolve_and_the_merge_phase(clone, reliabili
     reliability_record(events=people, faults=len(landed), retries=len(landed), violations=len(violations))
     assert violations == []
     assert "resolve" in landed and "merge" in landed, landed
+    with psycopg.connect(faulty, autocommit=True) as conn:
+        check_one_conversation_per_person(conn, legacy)
+    assert_same_meaning(meaning(reference), meaning(faulty))
+
+
+@pytest.mark.reliability
+def test_kill_9_mid_parallel_merge_then_rerun_equals_the_serial_result(clone, reliability_record):
+    """convkey backfill --merge-workers 2, killed -9 while its lanes' set-based chunks run, then
+    run again: every chunk committed or rolled back whole, and the result means what the serial
+    merge of the same data means."""
+    people = reliability_scale(300, 1200)
+    kills = max(3, min(6, people // 200))
+    reference, faulty, legacy = _backfilled_twin(clone, people, seed=SEED % 1000 + 2)
+    run_backfill(faulty, execute=True, batch_size=10, skip_merge=True)
+    rng = random.Random(SEED + 2)
+    landed = 0
+    with psycopg.connect(faulty, autocommit=True) as watch:
+        for _ in range(kills):
+            proc = _convkey("backfill", "--dsn", faulty, "--execute", "--skip-backfill", "--merge-workers", "2",
+                            "--json")
+            skip = rng.randint(0, 3)
+            while proc.poll() is None:
+                seen = watch.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+                                     "'convkey-backfill-merge-%%' AND state = 'active' AND query ~ %s",
+                                     (PHASE_STATEMENTS["merge"],)).fetchone()[0]
+                if seen and skip == 0:
+                    proc.send_signal(signal.SIGKILL)
+                    landed += 1
+                    break
+                skip -= bool(seen)
+                time.sleep(0.002)
+            out, err = proc.communicate()
+            if proc.returncode != -signal.SIGKILL:  # it finished before the moment came
+                assert proc.returncode == 1, err  # unresolvable rows remain: the broken ones
+                break
+            wait_for_backends_gone(faulty, None, keep=(watch.info.backend_pid,))
+    done = _convkey("backfill", "--dsn", faulty, "--execute", "--merge-workers", "2", "--json")
+    out, err = done.communicate(timeout=600)
+    assert done.returncode == 1 and '"unresolvable": 2' in out, err
+    violations = invariant_violations(faulty)
+    reliability_record(events=people, faults=landed, retries=landed, violations=len(violations))
+    assert violations == []
+    assert landed >= 1
     with psycopg.connect(faulty, autocommit=True) as conn:
         check_one_conversation_per_person(conn, legacy)
     assert_same_meaning(meaning(reference), meaning(faulty))
