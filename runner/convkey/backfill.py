@@ -18,7 +18,10 @@ idempotent (a second run changes nothing):
    what the row shares and its lead and phone agree, or one pending person without a lead or
    another phone does; no separation) are done set-based in one transaction
    (``convkey._backfill_merge_simple``); every other row goes through the same resolver as
-   get-or-create, in its own transaction (``convkey._backfill_merge_batch``).
+   get-or-create, in its own transaction (``convkey._backfill_merge_batch``). With
+   ``merge_workers`` > 1 (``--merge-workers``, execute only) the set-based chunks run first on
+   that many connections, one lane of the waiting rows each (``Backfill._merge_lanes``), and the
+   serial pass above then merges what they left, in id order.
 
 The default is a dry run: the same work in one transaction that is rolled back, so the plan it
 prints is exactly what ``--execute`` does. Note that a dry run holds its row locks until it ends.
