@@ -449,22 +449,20 @@ def _convkey(*args: str, **kw) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
-@pytest.mark.reliability
-def test_kill_9_mid_backfill_in_the_resolve_and_the_merge_phase(clone, reliability_record):
-    people = reliability_scale(300, 1200)
-    kills = max(4, min(8, people // 150))
-    reference, faulty, legacy = _backfilled_twin(clone, people, seed=SEED % 1000 + 1)
-    rng = random.Random(SEED + 1)
-    targets = ["resolve"] * (kills // 2) + ["merge"] * (kills - kills // 2)
+def _kill_9_backfills(faulty: str, args: tuple[str, ...], targets: list[str], rng: random.Random,
+                      app: str = "convkey-backfill") -> list[str]:
+    """One ``convkey backfill --execute --json *args`` per target phase, each SIGKILLed when a
+    backend named like ``app`` is seen active in that phase's statement (after a random number of
+    sightings), until a run finishes first. Returns the phases that were cut."""
     landed: list[str] = []
     with psycopg.connect(faulty, autocommit=True) as watch:
         for phase in targets:
-            proc = _convkey("backfill", "--dsn", faulty, "--execute", "--batch-size", "8", "--json")
+            proc = _convkey("backfill", "--dsn", faulty, "--execute", "--json", *args)
             skip = rng.randint(0, 10 if phase == "resolve" else 3)
             while proc.poll() is None:
-                seen = watch.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                                     "'convkey-backfill' AND state = 'active' AND query ~ %s",
-                                     (PHASE_STATEMENTS[phase],)).fetchone()[0]
+                seen = watch.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s "
+                                     "AND state = 'active' AND query ~ %s",
+                                     (app, PHASE_STATEMENTS[phase])).fetchone()[0]
                 if seen and skip == 0:
                     proc.send_signal(signal.SIGKILL)
                     landed.append(phase)
@@ -475,17 +473,34 @@ def test_kill_9_mid_backfill_in_the_resolve_and_the_merge_phase(clone, reliabili
             if proc.returncode != -signal.SIGKILL:  # it finished before the moment came
                 assert proc.returncode == 1, err  # unresolvable rows remain: the broken ones
                 break
-            wait_for_backends_gone(faulty, "convkey-backfill")
-    done = _convkey("backfill", "--dsn", faulty, "--execute", "--json")
+            wait_for_backends_gone(faulty, None, keep=(watch.info.backend_pid,))
+    return landed
+
+
+def _finish_after_kills(faulty: str, reference: str, legacy, people: int, landed: list[str], args: tuple[str, ...],
+                        reliability_record) -> None:
+    """Run the backfill once more to the end; then no invariant is violated, every person has one
+    conversation, and the data means what the uninterrupted (serial) reference means."""
+    done = _convkey("backfill", "--dsn", faulty, "--execute", "--json", *args)
     out, err = done.communicate(timeout=600)
     assert done.returncode == 1 and '"unresolvable": 2' in out, err
     violations = invariant_violations(faulty)
     reliability_record(events=people, faults=len(landed), retries=len(landed), violations=len(violations))
     assert violations == []
-    assert "resolve" in landed and "merge" in landed, landed
     with psycopg.connect(faulty, autocommit=True) as conn:
         check_one_conversation_per_person(conn, legacy)
     assert_same_meaning(meaning(reference), meaning(faulty))
+
+
+@pytest.mark.reliability
+def test_kill_9_mid_backfill_in_the_resolve_and_the_merge_phase(clone, reliability_record):
+    people = reliability_scale(300, 1200)
+    kills = max(4, min(8, people // 150))
+    reference, faulty, legacy = _backfilled_twin(clone, people, seed=SEED % 1000 + 1)
+    targets = ["resolve"] * (kills // 2) + ["merge"] * (kills - kills // 2)
+    landed = _kill_9_backfills(faulty, ("--batch-size", "8"), targets, random.Random(SEED + 1))
+    assert "resolve" in landed and "merge" in landed, landed
+    _finish_after_kills(faulty, reference, legacy, people, landed, (), reliability_record)
 
 
 @pytest.mark.reliability
@@ -497,38 +512,11 @@ def test_kill_9_mid_parallel_merge_then_rerun_equals_the_serial_result(clone, re
     kills = max(3, min(6, people // 200))
     reference, faulty, legacy = _backfilled_twin(clone, people, seed=SEED % 1000 + 2)
     run_backfill(faulty, execute=True, batch_size=10, skip_merge=True)
-    rng = random.Random(SEED + 2)
-    landed = 0
-    with psycopg.connect(faulty, autocommit=True) as watch:
-        for _ in range(kills):
-            proc = _convkey("backfill", "--dsn", faulty, "--execute", "--skip-backfill", "--merge-workers", "2",
-                            "--json")
-            skip = rng.randint(0, 3)
-            while proc.poll() is None:
-                seen = watch.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
-                                     "'convkey-backfill-merge-%%' AND state = 'active' AND query ~ %s",
-                                     (PHASE_STATEMENTS["merge"],)).fetchone()[0]
-                if seen and skip == 0:
-                    proc.send_signal(signal.SIGKILL)
-                    landed += 1
-                    break
-                skip -= bool(seen)
-                time.sleep(0.002)
-            out, err = proc.communicate()
-            if proc.returncode != -signal.SIGKILL:  # it finished before the moment came
-                assert proc.returncode == 1, err  # unresolvable rows remain: the broken ones
-                break
-            wait_for_backends_gone(faulty, None, keep=(watch.info.backend_pid,))
-    done = _convkey("backfill", "--dsn", faulty, "--execute", "--merge-workers", "2", "--json")
-    out, err = done.communicate(timeout=600)
-    assert done.returncode == 1 and '"unresolvable": 2' in out, err
-    violations = invariant_violations(faulty)
-    reliability_record(events=people, faults=landed, retries=landed, violations=len(violations))
-    assert violations == []
-    assert landed >= 1
-    with psycopg.connect(faulty, autocommit=True) as conn:
-        check_one_conversation_per_person(conn, legacy)
-    assert_same_meaning(meaning(reference), meaning(faulty))
+    workers = ("--merge-workers", "2")
+    landed = _kill_9_backfills(faulty, ("--skip-backfill", *workers), ["merge"] * kills, random.Random(SEED + 2),
+                               app="convkey-backfill-merge-%")
+    assert landed
+    _finish_after_kills(faulty, reference, legacy, people, landed, workers, reliability_record)
 
 
 def _demo_file(tmp_path: Path, people: int, seed: int) -> tuple[Path, int, int]:
