@@ -19,9 +19,9 @@ BEGIN
     FOR v_business IN SELECT DISTINCT b FROM unnest(p_business_ids) AS b ORDER BY 1 LOOP
         -- the key convkey._lock_identities takes shared
         IF p_shared THEN
-            PERFORM pg_advisory_xact_lock_shared(hashtextextended(format('convkey:backfill:%s', v_business), 0));
+            PERFORM pg_advisory_xact_lock_shared(convkey._backfill_lock_key(v_business));
         ELSE
-            PERFORM pg_advisory_xact_lock(hashtextextended(format('convkey:backfill:%s', v_business), 0));
+            PERFORM pg_advisory_xact_lock(convkey._backfill_lock_key(v_business));
         END IF;
     END LOOP;
 END;

@@ -111,19 +111,19 @@ BEGIN
      USING p_business_ids, p_ids;
 
     -- Shared: the candidates whose identities and pending person nobody else holds, locked with
-    -- the keys convkey._lock_identities and convkey._lock_pending_persons take (try-locks never
-    -- wait, so their order does not matter); the conditions below are then read under them.
+    -- the keys every identity writer takes (try-locks never wait, so their order does not
+    -- matter); the conditions below are then read under them.
     IF p_shared THEN
         EXECUTE $sql$
         SELECT array_agg(c.b ORDER BY c.n), array_agg(c.id ORDER BY c.n), array_agg(c.owner ORDER BY c.n),
                array_agg(c.pend ORDER BY c.n)
           FROM unnest($1, $2, $3, $4) WITH ORDINALITY AS c(b, id, owner, pend, n)
          WHERE (SELECT bool_and(pg_try_advisory_xact_lock(l.h))
-                  FROM (SELECT hashtextextended(format('convkey:%s:%s:%s', c.b, x.k, x.v), 0) AS h
+                  FROM (SELECT convkey._identity_lock_key(c.b, x.k, x.v) AS h
                           FROM convkey.backfill_row r CROSS JOIN LATERAL unnest(r.kinds, r.vals) AS x(k, v)
                          WHERE r.business_id = c.b AND r.conversation_id = c.id
                         UNION ALL
-                        SELECT hashtextextended(format('convkey:pending:%s:%s', c.b, c.pend), 0)
+                        SELECT convkey._pending_lock_key(c.b, c.pend)
                          WHERE c.pend IS NOT NULL) AS l)
         $sql$
           INTO v_cb, v_crow, v_cowner, v_cpend

@@ -67,6 +67,12 @@ $$;
 
 COMMENT ON FUNCTION convkey._backfill_identities(p_business_id bigint, p_lead_id bigint, p_phone text, p_wa_id text, p_wa_phone text, p_error text, OUT o_kinds text[], OUT o_values text[], OUT o_reason text) IS 'Internal: identities of a legacy row, strongest first, or the reason it cannot be resolved (never raises).';
 
+CREATE FUNCTION convkey._backfill_lock_key(p_business_id bigint) RETURNS bigint
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT hashtextextended(format('convkey:backfill:%s', p_business_id), 0) $$;
+
+COMMENT ON FUNCTION convkey._backfill_lock_key(p_business_id bigint) IS 'Internal: the advisory lock key of a business''s backfill lock.';
+
 CREATE PROCEDURE convkey._backfill_merge_batch(IN p_scope bigint, IN p_business_ids bigint[], IN p_ids bigint[], IN p_commit boolean, INOUT p_stats jsonb DEFAULT '{}'::jsonb)
     LANGUAGE plpgsql
     AS $$
@@ -227,19 +233,19 @@ BEGIN
      USING p_business_ids, p_ids;
 
     -- Shared: the candidates whose identities and pending person nobody else holds, locked with
-    -- the keys convkey._lock_identities and convkey._lock_pending_persons take (try-locks never
-    -- wait, so their order does not matter); the conditions below are then read under them.
+    -- the keys every identity writer takes (try-locks never wait, so their order does not
+    -- matter); the conditions below are then read under them.
     IF p_shared THEN
         EXECUTE $sql$
         SELECT array_agg(c.b ORDER BY c.n), array_agg(c.id ORDER BY c.n), array_agg(c.owner ORDER BY c.n),
                array_agg(c.pend ORDER BY c.n)
           FROM unnest($1, $2, $3, $4) WITH ORDINALITY AS c(b, id, owner, pend, n)
          WHERE (SELECT bool_and(pg_try_advisory_xact_lock(l.h))
-                  FROM (SELECT hashtextextended(format('convkey:%s:%s:%s', c.b, x.k, x.v), 0) AS h
+                  FROM (SELECT convkey._identity_lock_key(c.b, x.k, x.v) AS h
                           FROM convkey.backfill_row r CROSS JOIN LATERAL unnest(r.kinds, r.vals) AS x(k, v)
                          WHERE r.business_id = c.b AND r.conversation_id = c.id
                         UNION ALL
-                        SELECT hashtextextended(format('convkey:pending:%s:%s', c.b, c.pend), 0)
+                        SELECT convkey._pending_lock_key(c.b, c.pend)
                          WHERE c.pend IS NOT NULL) AS l)
         $sql$
           INTO v_cb, v_crow, v_cowner, v_cpend
@@ -735,6 +741,12 @@ $$;
 
 COMMENT ON FUNCTION convkey._direction(p_direction text) IS 'Internal: in/out from in, out, inbound, outbound; 22023 otherwise.';
 
+CREATE FUNCTION convkey._identity_lock_key(p_business_id bigint, p_kind text, p_value text) RETURNS bigint
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT hashtextextended(format('convkey:%s:%s:%s', p_business_id, p_kind, p_value), 0) $$;
+
+COMMENT ON FUNCTION convkey._identity_lock_key(p_business_id bigint, p_kind text, p_value text) IS 'Internal: the advisory lock key of one identity.';
+
 CREATE FUNCTION convkey._identity_of(p_raw text, p_param text, OUT o_kind text, OUT o_value text) RETURNS record
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -842,9 +854,9 @@ BEGIN
     FOR v_business IN SELECT DISTINCT b FROM unnest(p_business_ids) AS b ORDER BY 1 LOOP
         -- the key convkey._lock_identities takes shared
         IF p_shared THEN
-            PERFORM pg_advisory_xact_lock_shared(hashtextextended(format('convkey:backfill:%s', v_business), 0));
+            PERFORM pg_advisory_xact_lock_shared(convkey._backfill_lock_key(v_business));
         ELSE
-            PERFORM pg_advisory_xact_lock(hashtextextended(format('convkey:backfill:%s', v_business), 0));
+            PERFORM pg_advisory_xact_lock(convkey._backfill_lock_key(v_business));
         END IF;
     END LOOP;
 END;
@@ -873,9 +885,9 @@ DECLARE
 BEGIN
     -- Level 0: a shared lock per business; the backfill's bulk claim takes it exclusively for
     -- one short batch (convkey._lock_backfill), so no identity is claimed by two writers at once.
-    PERFORM pg_advisory_xact_lock_shared(hashtextextended(format('convkey:backfill:%s', p_business_id), 0));
+    PERFORM pg_advisory_xact_lock_shared(convkey._backfill_lock_key(p_business_id));
     FOR v_lock IN
-        SELECT DISTINCT hashtextextended(format('convkey:%s:%s:%s', p_business_id, c.k, c.v), 0)
+        SELECT DISTINCT convkey._identity_lock_key(p_business_id, c.k, c.v)
           FROM unnest(p_kinds, p_values) AS c(k, v) ORDER BY 1
     LOOP
         PERFORM pg_advisory_xact_lock(v_lock);
@@ -912,7 +924,7 @@ DECLARE
     v_lock bigint;
 BEGIN
     FOR v_lock IN
-        SELECT DISTINCT hashtextextended(format('convkey:pending:%s:%s', p_business_id, x), 0)
+        SELECT DISTINCT convkey._pending_lock_key(p_business_id, x)
           FROM unnest(p_ids) AS x WHERE x IS NOT NULL ORDER BY 1
     LOOP
         PERFORM pg_advisory_xact_lock(v_lock);
@@ -1167,6 +1179,12 @@ END;
 $_$;
 
 COMMENT ON FUNCTION convkey._parse_wa_id(p_raw text, p_param text, OUT kind text, OUT jid_user text, OUT device integer, OUT phone_e164 text, OUT lid text) IS 'Internal: convkey.parse_wa_id with the caller''s parameter name in its error messages.';
+
+CREATE FUNCTION convkey._pending_lock_key(p_business_id bigint, p_pending_person_id bigint) RETURNS bigint
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT hashtextextended(format('convkey:pending:%s:%s', p_business_id, p_pending_person_id), 0) $$;
+
+COMMENT ON FUNCTION convkey._pending_lock_key(p_business_id bigint, p_pending_person_id bigint) IS 'Internal: the advisory lock key of a pending person.';
 
 CREATE FUNCTION convkey._phone_country_code(p_digits text) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
