@@ -51,41 +51,7 @@ $$;
 COMMENT ON FUNCTION convkey._backfill_identities(bigint, bigint, text, text, text, text) IS
     'Internal: identities of a legacy row, strongest first, or the reason it cannot be resolved (never raises).';
 
--- convkey._backfill_derive(p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[],
---     p_errors text[], OUT o_rows text, OUT o_lead_ids bigint[], OUT o_wa_ids text[])
--- The identities of a batch of legacy rows (convkey._backfill_identities), for the runner to
--- compute on a second connection while the previous batch is resolved, and hand to
--- convkey._backfill_resolve_batch with the same arguments. One element per input, in input order:
--- o_rows (a convkey.backfill_candidate[] in its text form, which the runner passes on as is;
--- text, so that no function signature depends on the type and 0005's rollback can drop it;
--- NULL elements for rows that are gone), and o_lead_ids / o_wa_ids, the lead_id and
--- customer_wa_id the identities were derived from: the resolve batch uses an element only when
--- its locked row still has them, and derives the row again otherwise. Reads committed rows, takes
--- no row lock, writes nothing.
--- Locks: none. SQLSTATEs: none of its own (convkey._backfill_identities never raises).
-CREATE OR REPLACE FUNCTION convkey._backfill_derive(
-    p_business_ids bigint[],
-    p_ids bigint[],
-    p_phones text[],
-    p_wa_phones text[],
-    p_errors text[],
-    OUT o_rows text,
-    OUT o_lead_ids bigint[],
-    OUT o_wa_ids text[])
-LANGUAGE sql STABLE
-AS $$
-    SELECT coalesce(array_agg(CASE WHEN c.id IS NOT NULL
-                                   THEN ROW(c.business_id, c.id, d.o_kinds, d.o_values, d.o_reason)::convkey.backfill_candidate
-                              END ORDER BY u.n), '{}')::text,
-           coalesce(array_agg(c.lead_id ORDER BY u.n), '{}'),
-           coalesce(array_agg(c.customer_wa_id ORDER BY u.n), '{}')
-      FROM unnest(p_business_ids, p_ids, p_phones, p_wa_phones, p_errors) WITH ORDINALITY AS u(b, id, phone, wa_phone, err, n)
-      LEFT JOIN LATERAL (SELECT c.business_id, c.id, c.lead_id, c.customer_wa_id
-                           FROM convkey.whatsapp_conversation c
-                          WHERE c.business_id = u.b AND c.id = u.id) AS c ON true
-      LEFT JOIN LATERAL convkey._backfill_identities(c.business_id, c.lead_id, u.phone, c.customer_wa_id,
-                                                     u.wa_phone, u.err) AS d ON c.id IS NOT NULL
-$$;
-
-COMMENT ON FUNCTION convkey._backfill_derive(bigint[], bigint[], text[], text[], text[]) IS
-    'Internal backfill phase 1: a batch''s identities, derived ahead on another connection (read-only).';
+-- convkey._backfill_derive: retired. The runner derives a batch's identities with its own copy of
+-- the grammar (convkey.backfill.derive_identities), which the tests hold equal to
+-- convkey._backfill_identities; a row it cannot derive, the batch derives with this function.
+DROP FUNCTION IF EXISTS convkey._backfill_derive(bigint[], bigint[], text[], text[], text[]);

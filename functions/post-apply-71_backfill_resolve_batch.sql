@@ -6,11 +6,12 @@
 -- The runner passes the rows' keys in (business_id, id) order with what it normalized: p_phones
 -- (phone_e164 as E.164), p_wa_phones (customer_wa_id when it is a human phone format) and
 -- p_errors (why it could not). Each row's identities are derived (convkey._backfill_identities),
--- or taken from p_derived* (p_derived: a convkey.backfill_candidate[] as text): what
--- convkey._backfill_derive returned for the same arguments, which the runner computes on a
--- second connection while the previous batch is resolved (the second core). The batch trusts
+-- or taken from p_derived* (p_derived: a convkey.backfill_candidate[] as text, one element per
+-- row, NULL for a row the batch derives itself): what the runner derived with its copy of the
+-- grammar (convkey.backfill.derive_identities, which the tests hold equal to
+-- convkey._backfill_identities) while the previous batch was resolved. The batch trusts
 -- them as it trusts p_phones, and only for a row whose lead_id and customer_wa_id are still
--- those they were derived from. They are staged in convkey.backfill_row. A row whose
+-- those they were derived from (p_derived_lead_ids, p_derived_wa_ids). They are staged in convkey.backfill_row. A row whose
 -- identities are all new (owned by no conversation or pending person, shared with no lower-id
 -- row of the batch) claims them and gets its key in two statements for the whole batch, exactly
 -- as get-or-create would have keyed it; the others stay staged: 'deferred' for the merge phase,
@@ -49,7 +50,7 @@ BEGIN
     PERFORM convkey._lock_backfill(p_business_ids);
 
     -- The batch's rows still unresolved, locked, with the identities derived from each: those
-    -- convkey._backfill_derive derived ahead (p_derived*, aligned with p_ids) when the row still
+    -- the runner derived ahead (p_derived*, aligned with p_ids) when the row still
     -- has the lead_id and customer_wa_id they came from, else derived here.
     SELECT coalesce(array_agg(ROW(b.business_id, b.id, d.o_kinds, d.o_values, d.o_reason)::convkey.backfill_candidate),
                     '{}'::convkey.backfill_candidate[])

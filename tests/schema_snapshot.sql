@@ -15,24 +15,6 @@ CREATE TYPE convkey.backfill_candidate AS (
 
 COMMENT ON TYPE convkey.backfill_candidate IS 'A legacy row of one backfill batch with the identities derived from it (or why it has none).';
 
-CREATE FUNCTION convkey._backfill_derive(p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[], OUT o_rows text, OUT o_lead_ids bigint[], OUT o_wa_ids text[]) RETURNS record
-    LANGUAGE sql STABLE
-    AS $$
-    SELECT coalesce(array_agg(CASE WHEN c.id IS NOT NULL
-                                   THEN ROW(c.business_id, c.id, d.o_kinds, d.o_values, d.o_reason)::convkey.backfill_candidate
-                              END ORDER BY u.n), '{}')::text,
-           coalesce(array_agg(c.lead_id ORDER BY u.n), '{}'),
-           coalesce(array_agg(c.customer_wa_id ORDER BY u.n), '{}')
-      FROM unnest(p_business_ids, p_ids, p_phones, p_wa_phones, p_errors) WITH ORDINALITY AS u(b, id, phone, wa_phone, err, n)
-      LEFT JOIN LATERAL (SELECT c.business_id, c.id, c.lead_id, c.customer_wa_id
-                           FROM convkey.whatsapp_conversation c
-                          WHERE c.business_id = u.b AND c.id = u.id) AS c ON true
-      LEFT JOIN LATERAL convkey._backfill_identities(c.business_id, c.lead_id, u.phone, c.customer_wa_id,
-                                                     u.wa_phone, u.err) AS d ON c.id IS NOT NULL
-$$;
-
-COMMENT ON FUNCTION convkey._backfill_derive(p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[], OUT o_rows text, OUT o_lead_ids bigint[], OUT o_wa_ids text[]) IS 'Internal backfill phase 1: a batch''s identities, derived ahead on another connection (read-only).';
-
 CREATE FUNCTION convkey._backfill_identities(p_business_id bigint, p_lead_id bigint, p_phone text, p_wa_id text, p_wa_phone text, p_error text, OUT o_kinds text[], OUT o_values text[], OUT o_reason text) RETURNS record
     LANGUAGE plpgsql IMMUTABLE
     AS $$
@@ -417,7 +399,7 @@ BEGIN
     PERFORM convkey._lock_backfill(p_business_ids);
 
     -- The batch's rows still unresolved, locked, with the identities derived from each: those
-    -- convkey._backfill_derive derived ahead (p_derived*, aligned with p_ids) when the row still
+    -- the runner derived ahead (p_derived*, aligned with p_ids) when the row still
     -- has the lead_id and customer_wa_id they came from, else derived here.
     SELECT coalesce(array_agg(ROW(b.business_id, b.id, d.o_kinds, d.o_values, d.o_reason)::convkey.backfill_candidate),
                     '{}'::convkey.backfill_candidate[])

@@ -1,7 +1,6 @@
 """convkey backfill: dry run first, resolve and merge legacy rows, resumable, idempotent, online."""
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -11,11 +10,11 @@ import time
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from conftest import table_checksums
-from convkey.backfill import Backfill, run_backfill
-from convkey.progress import Progress
+from conftest import read_vectors, table_checksums
+from convkey.backfill import candidates_literal, derive_identities, normalize_batch, run_backfill
 from legacy import check_one_conversation_per_person, forms, generate
 
 BOOKKEEPING = {"backfill_cursor"}
@@ -92,36 +91,118 @@ def test_clean_data_exits_zero_and_skip_flags(db_dsn):
         check_one_conversation_per_person(conn, legacy)
 
 
-def test_one_connection_derives_in_the_batches(db_dsn, pg_server):
-    """--one-connection never calls convkey._backfill_derive (the second connection's function);
-    the default does, and both leave the same data."""
+def _sql_identities(conn, rows, phones, wa_phones, errors):
+    """convkey._backfill_identities for each row: (kinds, values, reason)."""
+    return conn.execute(
+        "SELECT d.o_kinds, d.o_values, d.o_reason "
+        "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+        "WITH ORDINALITY AS u(b, lead, phone, wa, wa_phone, err, n) "
+        "CROSS JOIN LATERAL convkey._backfill_identities(u.b, u.lead, u.phone, u.wa, u.wa_phone, u.err) AS d "
+        "ORDER BY u.n",
+        ([r["business_id"] for r in rows], [r["lead_id"] for r in rows], phones,
+         [r["customer_wa_id"] for r in rows], wa_phones, errors)).fetchall()
+
+
+def _check_runner_derives_as_sql(conn, rows):
+    phones, wa_phones, errors = normalize_batch(rows, "IL")
+    want = _sql_identities(conn, rows, phones, wa_phones, errors)
+    for row, phone, wa_phone, err, (kinds, values, reason) in zip(rows, phones, wa_phones, errors, want):
+        got = derive_identities(row["business_id"], row["lead_id"], row["customer_wa_id"], phone, wa_phone, err)
+        if reason is None:
+            assert got == (kinds, values), row
+        else:
+            assert got is None, (row, reason)
+
+
+def _vector_rows():
+    """Every identifier vector as customer_wa_id, alone, with a lead, with a phone (the same
+    person's, another's, a national format, garbage), with an impossible business or lead."""
+    raws = [r[0] for r in read_vectors("wa_ids.csv")] + [None, "", "   ", " 972501234567@s.whatsapp.net ",
+                                                         "052-123-4567", "US.123456", "us.ent.99"]
+    extras = [(1, None, None), (1, 41, None), (1, None, "+972501234567"), (1, 41, "+972501234567"),
+              (1, None, "050-123-4567"), (1, None, "+14155550123"), (1, None, "not a phone"), (0, None, None),
+              (2, -3, None), (1, 0, "+972501234567")]
+    return [{"business_id": b, "lead_id": lead, "phone_e164": phone, "customer_wa_id": raw}
+            for raw in raws for b, lead, phone in extras]
+
+
+def test_the_runner_derives_each_row_as_the_sql_grammar_does(db_conn):
+    """derive_identities (the runner's grammar) gives exactly the identities
+    convkey._backfill_identities gives for every row SQL resolves, and leaves out every row SQL
+    gives a reason (the batch derives those itself): every identifier vector, alone and with
+    leads and phones that agree, disagree or are broken."""
+    rows = _vector_rows()
+    _check_runner_derives_as_sql(db_conn, rows)
+    derived = [derive_identities(r["business_id"], r["lead_id"], r["customer_wa_id"], p, w, e)
+               for r, p, w, e in zip(rows, *normalize_batch(rows, "IL"))]
+    assert sum(d is not None for d in derived) > 100 and sum(d is None for d in derived) > 100
+
+
+_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")  # what text can hold
+_wa_text = st.one_of(
+    st.sampled_from([r[0] for r in read_vectors("wa_ids.csv")]),
+    st.builds(lambda d, server, dev: f"{d}{dev}@{server}", st.from_regex(r"[0-9]{1,34}", fullmatch=True),
+              st.sampled_from(["s.whatsapp.net", "c.us", "lid", "hosted", "hosted.lid", "g.us", "broadcast", "x"]),
+              st.sampled_from(["", ":1", ":12", ":1234", ".1", "_2:3", ".12345"])),
+    st.from_regex(r"\+?[0-9 ()-]{0,18}", fullmatch=True),
+    st.from_regex(r"[a-zA-Z]{2}(\.ENT)?\.[0-9]{0,66}", fullmatch=True),
+    st.text(_chars, max_size=12))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.fixed_dictionaries({
+    "business_id": st.integers(-1, 3), "lead_id": st.none() | st.integers(-2, 10**12),
+    "phone_e164": st.none() | _wa_text, "customer_wa_id": st.none() | _wa_text}), min_size=1, max_size=20))
+def test_the_runner_derives_generated_rows_as_the_sql_grammar_does(db_conn, rows):
+    """The same, over generated rows: JIDs of every server, device and agent form and length,
+    phones typed by people, BSUIDs, and any text."""
+    _check_runner_derives_as_sql(db_conn, rows)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.none() | st.tuples(st.integers(1, 2**62), st.integers(1, 2**62),
+                                      st.lists(st.text(_chars), max_size=3), st.lists(st.text(_chars), max_size=3)),
+                max_size=5))
+def test_the_runners_candidate_literal_reads_back_as_written(db_conn, rows):
+    """candidates_literal quotes whatever it is given (quotes, backslashes, braces, commas,
+    spaces, NULL, empty strings): PostgreSQL reads back the same elements."""
+    got = db_conn.execute(
+        "SELECT c.business_id, c.conversation_id, c.kinds, c.vals, c.reason "
+        "FROM unnest(%s::convkey.backfill_candidate[]) WITH ORDINALITY AS c ORDER BY ordinality",
+        (candidates_literal(rows),)).fetchall()
+    want = [(None,) * 5 if r is None else (*r, None) for r in rows]
+    assert [tuple(g) for g in got] == want
+
+
+def test_the_batches_derive_only_what_the_runner_left_out(db_dsn, pg_server):
+    """With the runner's derivation (the default) the SQL grammar derives only the rows it gives a
+    reason; without it (derive_ahead=False), every row; and both leave the same data."""
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         generate(conn, 90, seed=21)
         source = conn.info.dbname
-    other = pg_server.create_database(f"{source}_two", template=source)
+    other = pg_server.create_database(f"{source}_in_sql", template=source)
     with psycopg.connect(db_dsn, autocommit=True) as conn:
-        for name in (source, f"{source}_two"):  # database settings do not come with a template
+        for name in (source, f"{source}_in_sql"):  # database settings do not come with a template
             conn.execute(f'ALTER DATABASE "{name}" SET track_functions = \'all\'')
 
-    def derive_calls(dsn):
+    def sql_derivations(dsn):
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("SELECT pg_stat_force_next_flush()")
             row = conn.execute("SELECT calls FROM pg_stat_user_functions WHERE schemaname = 'convkey' "
-                               "AND funcname = '_backfill_derive'").fetchone()
+                               "AND funcname = '_backfill_identities'").fetchone()
             return row[0] if row else 0
 
     try:
-        one = cli(db_dsn, "--execute", "--json", "--one-connection", "--batch-size", "30")
-        two = cli(other, "--execute", "--json", "--batch-size", "30")
-        assert one.returncode == two.returncode == 1, one.stderr + two.stderr  # 1: unresolvable rows remain
-        assert derive_calls(db_dsn) == 0 and derive_calls(other) >= 3
-        drop = ("seconds",)
-        assert ({k: v for k, v in json.loads(one.stdout).items() if k not in drop}
-                == {k: v for k, v in json.loads(two.stdout).items() if k not in drop})
+        ahead = run_backfill(db_dsn, execute=True, batch_size=30)
+        in_sql = run_backfill(other, execute=True, batch_size=30, derive_ahead=False)
+        assert ahead.plan() == in_sql.plan()
+        assert ahead.rows_read > 90 and 0 < ahead.unresolvable_count < 10
+        assert sql_derivations(db_dsn) == ahead.unresolvable_count
+        assert sql_derivations(other) == in_sql.rows_read
         with psycopg.connect(db_dsn, autocommit=True) as a, psycopg.connect(other, autocommit=True) as b:
             assert outcome(a) == outcome(b)
     finally:
-        pg_server.drop_database(f"{source}_two")
+        pg_server.drop_database(f"{source}_in_sql")
 
 
 def test_business_id_touches_only_that_business(db_dsn):
@@ -302,61 +383,29 @@ def test_a_resolve_batch_leaves_the_sessions_plan_cache_mode_as_it_was(db_conn):
 
 
 def test_identities_derived_ahead_are_used_only_for_rows_still_as_derived(db_conn):
-    """A resolve batch takes convkey._backfill_derive's identities for a row only when the row still
-    has the lead_id and customer_wa_id they came from, and the element is that row's; otherwise it
+    """A resolve batch takes the runner's identities for a row only when the row still has the
+    lead_id and customer_wa_id they came from, and the element is that row's; otherwise it
     derives the row again."""
+    wa = ["972520000001@s.whatsapp.net", "972520000002@s.whatsapp.net", "972520000003@s.whatsapp.net"]
     ids = [r[0] for r in db_conn.execute(
-        "INSERT INTO convkey.whatsapp_conversation (business_id, customer_wa_id, lead_id) VALUES "
-        "(1, '972520000001@s.whatsapp.net', NULL), (1, '972520000002@s.whatsapp.net', NULL), "
-        "(1, '972520000003@s.whatsapp.net', NULL) RETURNING id").fetchall()]
+        "INSERT INTO convkey.whatsapp_conversation (business_id, customer_wa_id) "
+        "SELECT 1, unnest(%s::text[]) RETURNING id", (wa,)).fetchall()]
     nulls = [None] * 3
-    ahead = db_conn.execute("SELECT o_rows, o_lead_ids, o_wa_ids FROM convkey._backfill_derive("
-                            "%s, %s, %s::text[], %s::text[], %s::text[])", ([1] * 3, ids, nulls, nulls, nulls)).fetchone()
-    assert ahead[1] == nulls and ahead[2][0] == "972520000001@s.whatsapp.net"
+    derived = [(1, i, *derive_identities(1, None, w, None, None, None)) for i, w in zip(ids, wa)]
+    assert derived[0][2:] == (["phone"], ["+972520000001"])
     # after the derivation: the first row gets a lead, the second another JID
     db_conn.execute("UPDATE convkey.whatsapp_conversation SET lead_id = 77 WHERE id = %s", (ids[0],))
     db_conn.execute("UPDATE convkey.whatsapp_conversation SET customer_wa_id = '972520000009@s.whatsapp.net' "
                     "WHERE id = %s", (ids[1],))
     # and the third row's element is handed over in the wrong place (misaligned arrays)
-    rows, leads, was = ahead
-    derived = db_conn.execute("SELECT ((%s::convkey.backfill_candidate[])[1:2] || "
-                              "ARRAY[ROW(1, %s, '{phone}', '{+972520000008}', NULL)::convkey.backfill_candidate])::text",
-                              (rows, ids[0])).fetchone()[0]
+    derived[2] = (1, ids[0], ["phone"], ["+972520000008"])
     done = db_conn.execute("SELECT convkey._backfill_resolve_batch(1, %s, %s, %s::text[], %s::text[], %s::text[], "
                            "%s::text, %s::bigint[], %s::text[])",
-                           ([1] * 3, ids, nulls, nulls, nulls, derived, leads, was)).fetchone()[0]
+                           ([1] * 3, ids, nulls, nulls, nulls, candidates_literal(derived), nulls, wa)).fetchone()[0]
     assert done["read"] == 3 and done["resolved"] == {"lead": 1, "phone": 2}
     keys = dict(db_conn.execute("SELECT id, canonical_key FROM convkey.whatsapp_conversation WHERE id = ANY(%s)",
                                 (ids,)).fetchall())
     assert keys == {ids[0]: "lead:1:77", ids[1]: "phone:1:+972520000009", ids[2]: "phone:1:+972520000003"}
-
-
-def test_a_lost_derive_connection_only_makes_the_batches_derive_for_themselves(db_dsn, pg_server, caplog):
-    """When the second connection fails, the backfill goes on (a warning without identifiers) and
-    leaves exactly what a backfill deriving in its batches leaves."""
-    with psycopg.connect(db_dsn, autocommit=True) as conn:
-        generate(conn, 150, seed=5)
-        source = conn.info.dbname
-    reference = pg_server.create_database(f"{source}_in_batch", template=source)
-    try:
-        lost = psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row)
-        lost.close()
-        with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
-            job = Backfill(conn, execute=True, business_id=None, batch_size=40, region="IL", do_resolve=True,
-                           do_merge=True, progress=Progress(enabled=False), derive_conn=lost)
-            with caplog.at_level(logging.WARNING, logger="convkey.backfill"):
-                report = job.run()
-        assert job.derive_conn is None
-        assert [r.getMessage() for r in caplog.records] == [
-            "deriving identities ahead failed (SQLSTATE None); batches derive them themselves"]
-        want = run_backfill(reference, execute=True, batch_size=40, derive_ahead=False)
-        assert report.plan() == want.plan()
-        with psycopg.connect(db_dsn, autocommit=True) as a, psycopg.connect(reference, autocommit=True) as b:
-            got, expected = outcome(a), outcome(b)
-            for name in OUTCOME:
-                assert got[name] == expected[name], name
-    finally:
-        pg_server.drop_database(f"{source}_in_batch")
 
 
 # The state a backfill leaves, without what differs between two runs of the same work: the clock
@@ -384,7 +433,7 @@ def test_set_based_merge_equals_the_per_row_resolver(db_dsn, pg_server):
     """The merge phase's set-based path (plain cases, independent within a chunk) leaves exactly the
     state the per-row resolver leaves: same survivors, keys, leads, phones, messages, identities,
     audit rows (snapshots included), conflicts and unresolvable rows. The reference also derives
-    every row's identities inside its resolve batch instead of on the second connection."""
+    every row's identities inside its resolve batch (SQL) instead of in the runner."""
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         generate(conn, 600, seed=11)
         generate(conn, 150, business_id=2, seed=12)

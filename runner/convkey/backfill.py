@@ -5,12 +5,13 @@ idempotent (a second run changes nothing):
 
 1. **resolve** (``convkey._backfill_resolve_batch``): the runner reads a batch of unresolved
    rows, normalizes the human phone formats in it with phonenumbers (each distinct raw string
-   once), and one SQL call stages the batch, derives identities (JIDs through the SQL grammar,
-   LID digits never become phones), and lets every row whose identities are new claim them and
-   get its key, set-based. Rows that collide with an identity or another row wait for phase 2.
-   The next batch is read, normalized and its identities derived (``convkey._backfill_derive``,
-   on a second, read-only connection) while the server resolves this one: the derivation is
-   the batch's largest CPU cost, and the second core does it.
+   once) and derives each row's identities with its copy of the SQL grammar (``convkey.jid``,
+   held equal to it by the shared vectors; LID digits never become phones), and one SQL call
+   stages the batch and lets every row whose identities are new claim them and get its key,
+   set-based. A row the runner leaves out (one SQL would give a reason) is derived by the batch
+   with the SQL grammar. Rows that collide with an identity or another row wait for phase 2.
+   The next batch is read, normalized and derived in a thread while the server resolves this
+   one: the derivation was the batch's largest server CPU cost, and the runner's is 4x cheaper.
 2. **merge**: rows sharing an identity end up as one conversation (the most recent survives)
    through the audited merge primitive, under the same rules as get-or-create (different leads
    never merge, two phones never merge through a LID). Per chunk of waiting rows, the plain
@@ -43,7 +44,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from . import queries
-from .errors import InvalidIdentifier
+from .errors import InvalidIdentifier, ValueTooLong
+from .jid import CUSTOMER_KINDS, international_phone, parse_wa_id
 from .phone import mask, normalize_phone
 from .progress import Progress
 
@@ -136,16 +138,69 @@ def normalize_batch(rows: list[dict[str, Any]], region: str) -> tuple[list, list
     return phones, wa_phones, errors
 
 
+def derive_identities(business_id: int, lead_id: int | None, wa_id: str | None, phone: str | None,
+                      wa_phone: str | None, error: str | None) -> tuple[list[str], list[str]] | None:
+    """A legacy row's identities, strongest first, as ``convkey._backfill_identities`` derives them,
+    read with the runner's grammar (``jid``, held equal to the SQL grammar by the shared vectors);
+    None for a row that function would give a reason (the batch then derives it itself, reason
+    and all) or that the runner cannot read as SQL does."""
+    if error is not None or business_id <= 0 or (lead_id is not None and lead_id <= 0):
+        return None
+    if phone is not None and wa_phone is not None and phone != wa_phone:
+        return None
+    jid_phone = lid = bsuid = None
+    try:
+        # as SQL: nullif(btrim(customer_wa_id), '') unless customer_wa_id is a human phone format
+        wa = wa_id.strip(" ") if wa_phone is None and wa_id is not None else None
+        if wa:
+            parsed = parse_wa_id(wa, "p_customer_wa_id")
+            if parsed.kind not in CUSTOMER_KINDS:
+                return None
+            jid_phone, lid = parsed.phone_e164, parsed.lid
+            bsuid = parsed.jid_user if parsed.kind == "bsuid" else None
+        given = phone if phone is not None else wa_phone
+        person_phone = jid_phone if given is None else international_phone(given, "p_phone_e164")
+        if jid_phone is not None and person_phone != jid_phone:
+            return None
+    except (InvalidIdentifier, ValueTooLong):
+        return None
+    kinds, values = [], []
+    for kind, value in (("lead", None if lead_id is None else str(lead_id)), ("phone", person_phone), ("lid", lid),
+                        ("bsuid", bsuid)):
+        if value is not None:
+            kinds.append(kind)
+            values.append(value)
+    return (kinds, values) if kinds else None
+
+
+def _quoted(text: str) -> str:
+    """A double-quoted element of a PostgreSQL array or record literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def candidates_literal(rows: list[tuple[int, int, list[str], list[str]] | None]) -> str:
+    """The text of a convkey.backfill_candidate[] (business_id, conversation_id, kinds, vals, reason
+    NULL), NULL elements for None."""
+    def element(row: tuple[int, int, list[str], list[str]] | None) -> str:
+        if row is None:
+            return "NULL"
+        b, i, kinds, values = row
+        kinds_text = "{" + ",".join(map(_quoted, kinds)) + "}"
+        values_text = "{" + ",".join(map(_quoted, values)) + "}"
+        return _quoted(f"({b},{i},{_quoted(kinds_text)},{_quoted(values_text)},)")
+    return "{" + ",".join(map(element, rows)) + "}"
+
+
 class Backfill:
     def __init__(self, conn: psycopg.Connection, *, execute: bool, business_id: int | None, batch_size: int,
                  region: str, do_resolve: bool, do_merge: bool, progress: Progress, simple_merge: bool = True,
-                 derive_conn: psycopg.Connection | None = None, merge_workers: int = 1,
+                 derive_ahead: bool = True, merge_workers: int = 1,
                  connect: Callable[[str], psycopg.Connection] | None = None):
         self.conn = conn
         self.merge_workers = merge_workers
         self.connect = connect  # a new autocommit connection, set up as conn (parallel merge phase)
         self.lock = threading.Lock()
-        self.derive_conn = derive_conn
+        self.derive_ahead = derive_ahead
         self.execute = execute
         self.business_id = business_id
         self.scope = business_id or 0
@@ -195,7 +250,7 @@ class Backfill:
 
         # The next batch is read before this one is resolved (a batch writes only its own rows),
         # then normalized and its identities derived in a thread while the server works on this
-        # one: phonenumbers is the runner's whole CPU, and the derivation runs on the second core.
+        # one: phonenumbers and the grammar are the runner's whole CPU, on the second core.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convkey-normalize") as pool:
             rows = fetch(after)
             prepared = pool.submit(self._prepare, rows)
@@ -215,21 +270,18 @@ class Backfill:
 
     def _prepare(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """A batch's arguments for convkey._backfill_resolve_batch: its keys, the runner's phone
-        readings and, with a derive connection, the identities derived ahead (else the batch
-        derives them itself: same result, on the batch's own time)."""
+        readings and, unless derive_ahead is off, the identities the runner derived (its grammar,
+        ``derive_identities``; a row it leaves out, the batch derives itself: same result)."""
         args: dict[str, Any] = {"business_ids": [r["business_id"] for r in rows], "ids": [r["id"] for r in rows]}
         args["phones"], args["wa_phones"], args["errors"] = normalize_batch(rows, self.region)
         args.update(derived=None, derived_lead_ids=None, derived_wa_ids=None)
-        if self.derive_conn is not None and rows:
-            try:
-                ahead = self.derive_conn.execute(queries.get("backfill_derive"), args).fetchone()
-            except psycopg.Error as exc:
-                # only slower from here on: the batches derive for themselves
-                logger.warning("deriving identities ahead failed (SQLSTATE %s); batches derive them themselves",
-                               exc.sqlstate)
-                self.derive_conn = None
-            else:
-                args.update(derived=ahead["rows"], derived_lead_ids=ahead["lead_ids"], derived_wa_ids=ahead["wa_ids"])
+        if self.derive_ahead and rows:
+            derived = []
+            for r, phone, wa_phone, err in zip(rows, args["phones"], args["wa_phones"], args["errors"]):
+                ids = derive_identities(r["business_id"], r["lead_id"], r["customer_wa_id"], phone, wa_phone, err)
+                derived.append(None if ids is None else (r["business_id"], r["id"], *ids))
+            args.update(derived=candidates_literal(derived), derived_lead_ids=[r["lead_id"] for r in rows],
+                        derived_wa_ids=[r["customer_wa_id"] for r in rows])
         return args
 
     def merge_phase(self) -> None:
@@ -353,7 +405,7 @@ def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = N
     ``simple_merge=False`` sends every waiting row through the per-row resolver (the reference
     the set-based path is tested against), instead of merging the independent plain cases of each
     chunk set-based first. ``derive_ahead=False`` lets every resolve batch derive its rows'
-    identities itself instead of taking them from a second connection that derived them ahead.
+    identities itself (SQL) instead of taking those the runner derived with its grammar.
     ``merge_workers``: connections the merge phase runs on at once. 1 (the default) merges every
     waiting row in id order, exactly as the dry run printed (a dry run, one transaction, always
     runs on one). More run lanes of the waiting rows side by side: see ``Backfill._merge_lanes``.
@@ -368,21 +420,14 @@ def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = N
         locked = conn.execute(queries.get("backfill_try_lock"), {"scope": scope}).fetchone()["locked"]
         if not locked:
             raise RuntimeError("another convkey backfill is running for this scope; wait for it to finish")
-        derive_conn = None
         try:
-            if derive_ahead and not skip_backfill:
-                derive_conn = psycopg.connect(dsn, autocommit=True, row_factory=dict_row,
-                                              application_name="convkey-backfill-derive")
-                derive_conn.execute("SET statement_timeout = '10min'")
             job = Backfill(conn, execute=execute, business_id=business_id, batch_size=batch_size,
                            region=default_region, do_resolve=not skip_backfill, do_merge=not skip_merge,
-                           progress=progress, simple_merge=simple_merge, derive_conn=derive_conn,
+                           progress=progress, simple_merge=simple_merge, derive_ahead=derive_ahead,
                            merge_workers=merge_workers,
                            connect=lambda name: _connect(dsn, name, execute=execute))
             report = job.run()
         finally:
-            if derive_conn is not None:
-                derive_conn.close()
             if not execute:
                 conn.rollback()
             conn.execute(queries.get("backfill_unlock"), {"scope": scope})

@@ -140,8 +140,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     report = run_backfill(
         resolve_dsn(args.dsn), execute=args.execute, business_id=args.business_id, batch_size=args.batch_size,
         default_region=args.default_region, skip_backfill=args.skip_backfill, skip_merge=args.skip_merge,
-        progress=Progress(enabled=not args.json), derive_ahead=not args.one_connection,
-        merge_workers=1 if args.one_connection else args.merge_workers,
+        progress=Progress(enabled=not args.json), merge_workers=args.merge_workers,
     )
     print_report(report, as_json=args.json)
     return exit_code(report)
@@ -235,8 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="connections the merge phase runs on at once with --execute (default 1: rows merge in "
                         "id order, exactly as the dry run printed; 2 took 0.72x the time on 2 cores, "
                         "see README)")
-    p.add_argument("--one-connection", action="store_true",
-                   help="one connection only: no identities derived ahead, one merge worker (slower)")
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("ingest", help="replay Baileys messages or convkey events (JSON Lines) into the database")

@@ -74,7 +74,7 @@ ON CONFLICT (business_id, phase) DO UPDATE
    SET last_business_id = 0, last_id = 0, started_at = now(), updated_at = now(), finished_at = NULL
 
 -- backfill_unresolved_batch --
-SELECT business_id, id, phone_e164, customer_wa_id FROM convkey.whatsapp_conversation
+SELECT business_id, id, phone_e164, customer_wa_id, lead_id FROM convkey.whatsapp_conversation
  WHERE canonical_key IS NULL AND merged_into_id IS NULL
    AND (business_id, id) > (%(after_business_id)s, %(after_id)s)
    AND (%(business_id)s::bigint IS NULL OR business_id = %(business_id)s)
@@ -85,10 +85,6 @@ SELECT count(*) AS n FROM convkey.whatsapp_conversation
  WHERE canonical_key IS NULL AND merged_into_id IS NULL
    AND (business_id, id) > (%(after_business_id)s, %(after_id)s)
    AND (%(business_id)s::bigint IS NULL OR business_id = %(business_id)s)
-
--- backfill_derive --
-SELECT o_rows AS rows, o_lead_ids AS lead_ids, o_wa_ids AS wa_ids
-  FROM convkey._backfill_derive(%(business_ids)s, %(ids)s, %(phones)s, %(wa_phones)s, %(errors)s)
 
 -- backfill_resolve_batch --
 SELECT convkey._backfill_resolve_batch(%(scope)s, %(business_ids)s, %(ids)s, %(phones)s, %(wa_phones)s,
