@@ -44,7 +44,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from . import queries
-from .errors import InvalidIdentifier, ValueTooLong
+from .errors import InvalidIdentifier
 from .jid import CUSTOMER_KINDS, international_phone, parse_wa_id
 from .phone import mask, normalize_phone
 from .progress import Progress
@@ -162,7 +162,7 @@ def derive_identities(business_id: int, lead_id: int | None, wa_id: str | None, 
         person_phone = jid_phone if given is None else international_phone(given, "p_phone_e164")
         if jid_phone is not None and person_phone != jid_phone:
             return None
-    except (InvalidIdentifier, ValueTooLong):
+    except InvalidIdentifier:  # ValueTooLong included
         return None
     kinds, values = [], []
     for kind, value in (("lead", None if lead_id is None else str(lead_id)), ("phone", person_phone), ("lid", lid),
