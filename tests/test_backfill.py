@@ -104,14 +104,18 @@ def _sql_identities(conn, rows, phones, wa_phones, errors):
 
 
 def _check_runner_derives_as_sql(conn, rows):
+    """Asserts derive_identities against convkey._backfill_identities row by row; returns its results."""
     phones, wa_phones, errors = normalize_batch(rows, "IL")
     want = _sql_identities(conn, rows, phones, wa_phones, errors)
+    derived = []
     for row, phone, wa_phone, err, (kinds, values, reason) in zip(rows, phones, wa_phones, errors, want):
         got = derive_identities(row["business_id"], row["lead_id"], row["customer_wa_id"], phone, wa_phone, err)
         if reason is None:
             assert got == (kinds, values), row
         else:
             assert got is None, (row, reason)
+        derived.append(got)
+    return derived
 
 
 def _vector_rows():
@@ -131,10 +135,7 @@ def test_the_runner_derives_each_row_as_the_sql_grammar_does(db_conn):
     convkey._backfill_identities gives for every row SQL resolves, and leaves out every row SQL
     gives a reason (the batch derives those itself): every identifier vector, alone and with
     leads and phones that agree, disagree or are broken."""
-    rows = _vector_rows()
-    _check_runner_derives_as_sql(db_conn, rows)
-    derived = [derive_identities(r["business_id"], r["lead_id"], r["customer_wa_id"], p, w, e)
-               for r, p, w, e in zip(rows, *normalize_batch(rows, "IL"))]
+    derived = _check_runner_derives_as_sql(db_conn, _vector_rows())
     assert sum(d is not None for d in derived) > 100 and sum(d is None for d in derived) > 100
 
 
