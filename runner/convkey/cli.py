@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON (no progress bar)")
     p.add_argument("--merge-workers", type=int, default=1,
                    help="connections the merge phase runs on at once with --execute (default 1: rows merge in "
-                        "id order, exactly as the dry run printed; 2 took 0.78x the time on 2 cores, "
+                        "id order, exactly as the dry run printed; 2 took 0.83x the time on 2 cores, "
                         "see README)")
     p.set_defaults(func=cmd_backfill)
 
