@@ -4,18 +4,18 @@
 --     p_derived_wa_ids text[] DEFAULT NULL) RETURNS jsonb
 -- Phase 1 of the backfill, one batch of legacy rows (canonical_key NULL, not merged), set-based.
 -- The runner passes the rows' keys in (business_id, id) order with what it normalized: p_phones
--- (phone_e164 as E.164), p_wa_phones (customer_wa_id when it is a human phone format) and
--- p_errors (why it could not). Each row's identities are derived (convkey._backfill_identities),
--- or taken from p_derived* (p_derived: a convkey.backfill_candidate[] as text, one element per
--- row, NULL for a row the batch derives itself): what the runner derived with its copy of the
--- grammar (convkey.backfill.derive_identities, which the tests hold equal to
--- convkey._backfill_identities) while the previous batch was resolved. The batch trusts
--- them as it trusts p_phones, and only for a row whose lead_id and customer_wa_id are still
--- those they were derived from (p_derived_lead_ids, p_derived_wa_ids). They are staged in convkey.backfill_row. A row whose
--- identities are all new (owned by no conversation or pending person, shared with no lower-id
--- row of the batch) claims them and gets its key in two statements for the whole batch, exactly
--- as get-or-create would have keyed it; the others stay staged: 'deferred' for the merge phase,
--- or 'unresolvable' with the reason.
+-- (phone_e164 as E.164), p_wa_phones (customer_wa_id when it is a human phone format) and p_errors
+-- (why it could not). Each row's identities are derived (convkey._backfill_identities), or taken
+-- from p_derived* (p_derived: a convkey.backfill_candidate[] as text, one element per row, NULL for
+-- a row the batch derives itself): what the runner derived with its copy of the grammar
+-- (convkey.backfill.derive_identities, which the tests hold equal to convkey._backfill_identities)
+-- while the previous batch was resolved. The batch trusts them as it trusts p_phones, and only for
+-- a row whose lead_id and customer_wa_id are still those they were derived from
+-- (p_derived_lead_ids, p_derived_wa_ids). They are staged in convkey.backfill_row. A row whose
+-- identities are all new (owned by no conversation or pending person, shared with no lower-id row
+-- of the batch) claims them and gets its key in two statements for the whole batch, exactly as
+-- get-or-create would have keyed it; the others stay staged: 'deferred' for the merge phase, or
+-- 'unresolvable' with the reason.
 -- The phase's cursor (convkey.backfill_cursor) moves in the same transaction.
 -- Returns {"read", "resolved": {kind: n}, "deferred", "unresolvable"}.
 -- Locks: the per-business backfill lock exclusively (webhooks creating or linking identities in
