@@ -7,8 +7,8 @@ convkey.link_identity, leads on 3 people in 10, a few rows per thousand naming n
 messages per conversation. Every repetition clones the template (CREATE DATABASE ... TEMPLATE),
 so each starts from identical data:
 
-- convkey: the real CLI in a subprocess, ``convkey backfill --execute --json --merge-workers 2
-  --dsn <clone>`` (the merge phase on two connections, one per core; --backfill-merge-workers):
+- convkey: the real CLI in a subprocess, ``convkey backfill --execute --json --workers 2
+  --dsn <clone>`` (each phase on two connections, one per core; --backfill-workers):
   wall time from spawn to exit, the runner's peak RSS and CPU (os.wait4's rusage of that child),
   each phase's span (convkey.backfill_cursor), and the --json report of what it did. Then cheap
   checks that it did it right: no message lost, none left in a tombstone, every live
@@ -47,7 +47,7 @@ TITLE = "3. Backfill: legacy rows resolved and merged"
 
 ROWS, SMALL = 1_000_000, 100_000
 SMOKE_ROWS, SMOKE_SMALL = 2_000, 500
-MERGE_WORKERS = 2  # convkey backfill --merge-workers: one per core of the 2-core bench machine
+WORKERS = 2  # convkey backfill --workers: one per core of the 2-core bench machine
 RSS_LIMIT_MB = 300.0
 TARGET = 4.0           # convkey within 4x the floor's wall time
 # "Flat": 100k peak RSS / 1M peak RSS >= 2/3, the 1M peak at most 1.5x the 100k peak. Bounded caches
@@ -159,11 +159,11 @@ def add_arguments(parser) -> None:
                         help=f"part 3: legacy conversations, default {ROWS:,} (--smoke {SMOKE_ROWS:,})")
     parser.add_argument("--backfill-small", type=int, default=None,
                         help=f"part 3: the small size (RSS flatness), default {SMALL:,} (--smoke {SMOKE_SMALL:,})")
-    parser.add_argument("--backfill-merge-workers", type=int, default=MERGE_WORKERS,
-                        help=f"part 3: convkey backfill --merge-workers, default {MERGE_WORKERS} (1: the serial merge)")
+    parser.add_argument("--backfill-workers", type=int, default=WORKERS,
+                        help=f"part 3: convkey backfill --workers, default {WORKERS} (1: the serial backfill)")
     parser.add_argument("--backfill-reps", type=int, default=None,
                         help="part 3: convkey runs at the large size, default --reps (each run about 3 "
-                             "minutes at 1,000,000 rows with 2 merge workers, 4 serial)")
+                             "minutes at 1,000,000 rows with 2 workers, 4 serial)")
 
 
 @dataclass
@@ -199,7 +199,7 @@ class Point:
 
     data: Dataset
     convkey: list[Run] = field(default_factory=list)
-    serial: list[Run] = field(default_factory=list)  # --merge-workers 1 (the default), when convkey ran with more
+    serial: list[Run] = field(default_factory=list)  # --workers 1 (the default), when convkey ran with more
     floor: list[float] = field(default_factory=list)
     floor_server_cpu: list[float] = field(default_factory=list)
     floor_keyed: int = 0
@@ -307,7 +307,7 @@ def run_convkey(ctx, dbs: Databases, data: Dataset, workers: int) -> Run:
         cpu0 = _server_cpu(ctx)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             t0 = time.perf_counter()
-            proc = subprocess.Popen(convkey_command() + ["backfill", "--execute", "--json", "--merge-workers",
+            proc = subprocess.Popen(convkey_command() + ["backfill", "--execute", "--json", "--workers",
                                                          str(workers), "--dsn", dbs.dsn(clone)],
                                     stdout=out, stderr=err)
             _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: peak RSS and CPU
@@ -324,7 +324,7 @@ def run_convkey(ctx, dbs: Databases, data: Dataset, workers: int) -> Run:
             phases = {p: float(s) for p, s in conn.execute(PHASES).fetchall() if s is not None}
             verified = verify(conn, data, report)
             # the answer is the same for every worker count: its required writes are measured once per rep
-            required = run_required_writes(ctx, dbs, data, conn, verified) if workers == merge_workers(ctx) else None
+            required = run_required_writes(ctx, dbs, data, conn, verified) if workers == workers_of(ctx) else None
     finally:
         dbs.drop(clone)
     return Run(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
@@ -410,8 +410,8 @@ def _server_cpu(ctx) -> float | None:
     return server_cpu_seconds(cluster.datadir) if cluster is not None else None
 
 
-def merge_workers(ctx) -> int:
-    return getattr(getattr(ctx, "args", None), "backfill_merge_workers", None) or MERGE_WORKERS
+def workers_of(ctx) -> int:
+    return getattr(getattr(ctx, "args", None), "backfill_workers", None) or WORKERS
 
 
 def sizes(ctx) -> tuple[int, int, int]:
@@ -424,7 +424,7 @@ def sizes(ctx) -> tuple[int, int, int]:
 
 def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int) -> Point:
     point = Point(data)
-    workers = merge_workers(ctx)
+    workers = workers_of(ctx)
     sides = ["convkey", "serial", "floor"] if workers > 1 else ["convkey", "floor"]
     for rep in range(max(reps, floor_reps)):
         order = sides[rep % len(sides):] + sides[:rep % len(sides)]
@@ -441,7 +441,7 @@ def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int) -> P
         done = point.convkey[-1] if rep < reps else None
         ctx.log(f"    backfill {data.rows:,} rows rep {rep + 1}: "
                 + (f"convkey {done.seconds:.1f}s (peak RSS {done.rss_mb:.0f} MB), " if done else "")
-                + (f"serial merge {point.serial[-1].seconds:.1f}s, " if done and point.serial else "")
+                + (f"serial {point.serial[-1].seconds:.1f}s, " if done and point.serial else "")
                 + (f"required writes {done.required:.1f}s, " if done and done.required is not None else "")
                 + (f"floor {point.floor[-1]:.1f}s" if rep < floor_reps else ""))
     return point
@@ -465,18 +465,21 @@ def run(ctx) -> Section:
 
 
 def _serial_rows(points: list[Point]) -> list[list[str]]:
-    """The default serial merge, run side by side with the lanes: its wall time, merge phase and ratios."""
+    """The default serial backfill, run side by side with the workers: its wall time, phases and ratios."""
     if not all(p.serial for p in points):
         return []
     return [
-        ["convkey backfill --execute, serial merge (--merge-workers 1, the default), wall s"]
+        ["convkey backfill --execute, serial (--workers 1, the default), wall s"]
         + [_secs([r.seconds for r in p.serial]) for p in points],
+        ["  its resolve phase, s"] + [_secs([r.phases.get("resolve", 0) for r in p.serial]) for p in points],
         ["  its merge phase, s"] + [_secs([r.phases.get("merge", 0) for r in p.serial]) for p in points],
-        ["  serial merge / floor, wall time"] + [_paired([r.seconds for r in p.serial], p.floor).ratio()
-                                                  for p in points],
-        ["  lanes / serial merge, wall time (merge phase)"]
+        ["  serial / floor, wall time"] + [_paired([r.seconds for r in p.serial], p.floor).ratio()
+                                            for p in points],
+        ["  workers / serial, wall time (resolve phase; merge phase)"]
         + [ratios([r.seconds for r in p.convkey], [r.seconds for r in p.serial]).ratio()
-           + " (" + ratios([r.phases.get("merge", 0) for r in p.convkey],
+           + " (" + ratios([r.phases.get("resolve", 0) for r in p.convkey],
+                           [r.phases.get("resolve", 0) for r in p.serial]).ratio()
+           + "; " + ratios([r.phases.get("merge", 0) for r in p.convkey],
                            [r.phases.get("merge", 0) for r in p.serial]).ratio() + ")" for p in points],
     ]
 
@@ -494,7 +497,7 @@ def _secs(values: list[float]) -> str:
 def report(ctx, points: list[Point], large_reps: int) -> Section:
     heads = ["median (min-max)"] + [f"{p.data.rows:,} rows" for p in points]
     conv_s = {p.data.rows: [r.seconds for r in p.convkey] for p in points}
-    flag = f" --merge-workers {merge_workers(ctx)}" if merge_workers(ctx) > 1 else ""
+    flag = f" --workers {workers_of(ctx)}" if workers_of(ctx) > 1 else ""
     main_rows = [
         [f"convkey backfill --execute{flag}, wall s"] + [_secs(conv_s[p.data.rows]) for p in points],
         ["floor (one UPDATE), wall s"] + [_secs(p.floor) for p in points],
@@ -557,8 +560,8 @@ def report(ctx, points: list[Point], large_reps: int) -> Section:
                     _paired(big.floor, _required(big)) if _required(big) else None,
                     "floor / required writes (the result's rows written set-based, answer known)")]
     if big.serial:
-        checks.append(Check(f"floor / convkey wall time at {big.data.rows:,} rows, serial merge (--merge-workers 1, "
-                            "the default)", _paired(big.floor, [r.seconds for r in big.serial]), 1 / TARGET))
+        checks.append(Check(f"floor / convkey wall time at {big.data.rows:,} rows, serial (--workers 1, the "
+                            "default)", _paired(big.floor, [r.seconds for r in big.serial]), 1 / TARGET))
     for p in points:
         checks.append(Check(f"{RSS_LIMIT_MB:g} MB / runner peak RSS at {p.data.rows:,} rows",
                             Summary([RSS_LIMIT_MB / r.rss_mb for r in p.convkey]), 1.0))
@@ -577,14 +580,14 @@ def report(ctx, points: list[Point], large_reps: int) -> Section:
         "LID-phone link recorded with convkey.link_identity (a history sync), 3 in 10 have a lead, 1 row in "
         "1,000 names nobody (groups, broadcasts, garbage), 5 messages per conversation written in time order; "
         "then VACUUM ANALYZE. Each run gets its own clone of the template (CREATE DATABASE ... TEMPLATE), "
-        "after a CHECKPOINT. **convkey**: `convkey backfill --execute --json --merge-workers "
-        f"{merge_workers(ctx)} --dsn <clone>` in a subprocess (default batch size; the set-based merge on "
-        "that many connections), wall time from spawn to exit; peak RSS and CPU are that child's rusage "
+        "after a CHECKPOINT. **convkey**: `convkey backfill --execute --json --workers "
+        f"{workers_of(ctx)} --dsn <clone>` in a subprocess (default batch size; the resolve batches and the "
+        "set-based merge on that many connections), wall time from spawn to exit; peak RSS and CPU are that child's rusage "
         "(os.wait4); phase spans from convkey.backfill_cursor. After each run the clone is checked: every "
         "message kept and none in a merged-away conversation, every live conversation keyed or listed "
-        "unresolvable, one live conversation per person. **serial merge** (when the above runs more than one "
-        "merge worker): the same command with --merge-workers 1, the default, which merges in id order exactly "
-        "as the dry run prints; it runs in every repetition, side by side, and is checked the same way. **floor**: one UPDATE on a copy of the conversations "
+        "unresolvable, one live conversation per person. **serial** (when the above runs more than one "
+        "worker): the same command with --workers 1, the default, which resolves and merges in id order "
+        "exactly as the dry run prints; it runs in every repetition, side by side, and is checked the same way. **floor**: one UPDATE on a copy of the conversations "
         "(same columns, checks and indexes, but (business_id, canonical_key) not unique, no triggers): each "
         "row's key from convkey._parse_wa_id (the lead key when it has a lead) and its phone, in one "
         "transaction; it does not normalize human formats (phonenumbers), writes no identities and merges "

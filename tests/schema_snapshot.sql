@@ -381,7 +381,7 @@ $_$;
 
 COMMENT ON FUNCTION convkey._backfill_merge_simple(p_business_ids bigint[], p_ids bigint[], p_shared boolean, OUT o_merged integer, OUT o_resolved integer, OUT o_rest_business_ids bigint[], OUT o_rest_ids bigint[]) IS 'Internal backfill phase 2: resolve the chunk''s independent plain rows (one owner or one pending person) set-based.';
 
-CREATE FUNCTION convkey._backfill_resolve_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[], p_derived text DEFAULT NULL::text, p_derived_lead_ids bigint[] DEFAULT NULL::bigint[], p_derived_wa_ids text[] DEFAULT NULL::text[]) RETURNS jsonb
+CREATE FUNCTION convkey._backfill_resolve_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[], p_derived text DEFAULT NULL::text, p_derived_lead_ids bigint[] DEFAULT NULL::bigint[], p_derived_wa_ids text[] DEFAULT NULL::text[], p_shared boolean DEFAULT false, p_cursor_business_id bigint DEFAULT NULL::bigint, p_cursor_id bigint DEFAULT NULL::bigint) RETURNS jsonb
     LANGUAGE plpgsql
     AS $_$
 DECLARE
@@ -392,11 +392,13 @@ DECLARE
     v_n            int := cardinality(p_ids);
     v_rows         convkey.backfill_candidate[];
     v_writes       bigint;
+    v_held_b       bigint[] := '{}';
+    v_held_id      bigint[] := '{}';
 BEGIN
     IF v_n = 0 THEN
         RETURN jsonb_build_object('read', 0, 'resolved', '{}'::jsonb, 'deferred', 0, 'unresolvable', 0);
     END IF;
-    PERFORM convkey._lock_backfill(p_business_ids);
+    PERFORM convkey._lock_backfill(p_business_ids, p_shared);
 
     -- The batch's rows still unresolved, locked, with the identities derived from each: those
     -- the runner derived ahead (p_derived*, aligned with p_ids) when the row still
@@ -422,6 +424,17 @@ BEGIN
                                                              b.wa_phone, b.err) AS i
                           WHERE NOT b.ahead) AS d;
     v_read := cardinality(v_rows);
+
+    -- Shared: each row's identities locked with the keys every identity writer takes (try-locks
+    -- never wait, so their order does not matter); a row that did not get them all is held back.
+    IF p_shared THEN
+        SELECT coalesce(array_agg(r.business_id), '{}'), coalesce(array_agg(r.conversation_id), '{}')
+          INTO v_held_b, v_held_id
+          FROM unnest(v_rows) AS r
+         WHERE r.reason IS NULL
+           AND NOT (SELECT bool_and(pg_try_advisory_xact_lock(convkey._identity_lock_key(r.business_id, x.k, x.v)))
+                      FROM unnest(r.kinds, r.vals) AS x(k, v));
+    END IF;
 
     -- In one statement: rows whose identities are all new (owned by nobody, and shared with no
     -- lower-id row of the batch) claim them and get their key and phone (the identity guard is
@@ -456,6 +469,8 @@ BEGIN
                        min(i.conversation_id) OVER (PARTITION BY i.business_id, i.k, i.v) AS first_id
                   FROM ids i) AS s
          WHERE s.first_id < s.conversation_id
+        UNION
+        SELECT h.b, h.id FROM unnest($2::bigint[], $3::bigint[]) AS h(b, id)
     ), winners AS (
         SELECT r.* FROM rows r
          WHERE r.reason IS NULL
@@ -499,11 +514,11 @@ BEGIN
            (SELECT count(*) FROM claimed) + (SELECT count(*) FROM staged) + (SELECT count(*) FROM unstaged)
     $claim$
       INTO v_resolved, v_deferred, v_unresolvable, v_writes
-     USING v_rows;
+     USING v_rows, v_held_b, v_held_id;
     PERFORM set_config('convkey.backfill_claim', 'off', true);
 
     INSERT INTO convkey.backfill_cursor AS k (business_id, phase, last_business_id, last_id)
-    VALUES (p_scope, 'resolve', p_business_ids[v_n], p_ids[v_n])
+    VALUES (p_scope, 'resolve', coalesce(p_cursor_business_id, p_business_ids[v_n]), coalesce(p_cursor_id, p_ids[v_n]))
     ON CONFLICT (business_id, phase) DO UPDATE
        SET last_business_id = EXCLUDED.last_business_id, last_id = EXCLUDED.last_id, updated_at = now(),
            finished_at = NULL;
@@ -512,7 +527,7 @@ BEGIN
 END;
 $_$;
 
-COMMENT ON FUNCTION convkey._backfill_resolve_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[], p_derived text, p_derived_lead_ids bigint[], p_derived_wa_ids text[]) IS 'Internal backfill phase 1: stage a batch of legacy rows; rows with only new identities claim them and get keys.';
+COMMENT ON FUNCTION convkey._backfill_resolve_batch(p_scope bigint, p_business_ids bigint[], p_ids bigint[], p_phones text[], p_wa_phones text[], p_errors text[], p_derived text, p_derived_lead_ids bigint[], p_derived_wa_ids text[], p_shared boolean, p_cursor_business_id bigint, p_cursor_id bigint) IS 'Internal backfill phase 1: stage a batch of legacy rows; rows with only new identities claim them and get keys.';
 
 CREATE FUNCTION convkey._blank_chars() RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE

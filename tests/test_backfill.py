@@ -286,11 +286,11 @@ def test_terminated_backend_mid_merge_then_rerun_finishes(db_dsn, workers):
     t.start()
     try:
         with pytest.raises(psycopg.OperationalError):
-            run_backfill(db_dsn, execute=True, batch_size=10, merge_workers=workers)
+            run_backfill(db_dsn, execute=True, batch_size=10, workers=workers)
     finally:
         stop.set()
         t.join()
-    run_backfill(db_dsn, execute=True, batch_size=10, merge_workers=workers)
+    run_backfill(db_dsn, execute=True, batch_size=10, workers=workers)
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         check_one_conversation_per_person(conn, legacy)
 
@@ -321,8 +321,8 @@ def test_webhooks_during_backfill_never_fail_nor_duplicate(db_dsn, workers):
     for t in threads:
         t.start()
     try:
-        report = run_backfill(db_dsn, execute=True, batch_size=15, merge_workers=workers)
-        assert report.merge_workers == workers
+        report = run_backfill(db_dsn, execute=True, batch_size=15, workers=workers)
+        assert report.workers == workers
     finally:
         stop.set()
         for t in threads:
@@ -484,8 +484,8 @@ def _grouped_state(conn) -> dict[str, list]:
 
 
 def test_parallel_merge_leaves_what_the_serial_merge_leaves(db_dsn, pg_server):
-    """--merge-workers 2: the lanes' set-based chunks run side by side under shared backfill locks
-    and try-locks, and leave the same people in the same conversations, with the same keys, leads,
+    """--workers 2: the resolve batches and the lanes' set-based chunks run side by side under
+    shared backfill locks and try-locks, and leave the same people in the same conversations, with the same keys, leads,
     phones, messages and identity owners as the serial merge (data without rows a rule decides
     between); a dry run always merges on one connection."""
     with psycopg.connect(db_dsn, autocommit=True) as conn:
@@ -494,11 +494,11 @@ def test_parallel_merge_leaves_what_the_serial_merge_leaves(db_dsn, pg_server):
         source = conn.info.dbname
     serial = pg_server.create_database(f"{source}_serial", template=source)
     try:
-        dry = run_backfill(db_dsn, batch_size=50, merge_workers=2)
-        assert dry.merge_workers == 1
-        fast = run_backfill(db_dsn, execute=True, batch_size=50, merge_workers=2)
+        dry = run_backfill(db_dsn, batch_size=50, workers=2)
+        assert dry.workers == 1
+        fast = run_backfill(db_dsn, execute=True, batch_size=50, workers=2)
         slow = run_backfill(serial, execute=True, batch_size=50)
-        assert fast.merge_workers == 2 and slow.merge_workers == 1
+        assert fast.workers == 2 and slow.workers == 1
         assert dry.plan() == slow.plan()
         with psycopg.connect(db_dsn, autocommit=True) as a, psycopg.connect(serial, autocommit=True) as b:
             got, want = _grouped_state(a), _grouped_state(b)
@@ -510,7 +510,7 @@ def test_parallel_merge_leaves_what_the_serial_merge_leaves(db_dsn, pg_server):
         assert fast.deferred == slow.deferred > 50
         assert fast.set_based > fast.deferred // 2
         assert sum(fast.merge.values()) == fast.deferred
-        again = run_backfill(db_dsn, execute=True, merge_workers=2)  # idempotent
+        again = run_backfill(db_dsn, execute=True, workers=2)  # idempotent
         assert again.deferred == 0 and again.merge == {}
     finally:
         pg_server.drop_database(f"{source}_serial")
@@ -544,11 +544,49 @@ def test_a_lane_locks_what_it_claims_and_skips_what_others_hold(db_dsn):
     finally:
         other.rollback()
         other.close()
-    run_backfill(db_dsn, execute=True, merge_workers=2)
+    run_backfill(db_dsn, execute=True, workers=2)
     check_one_conversation_per_person(conn, legacy)
     conn.close()
 
 
-def test_merge_workers_must_be_positive(db_dsn):
-    res = cli(db_dsn, "--execute", "--merge-workers", "0")
-    assert res.returncode == 2 and "merge_workers must be at least 1" in res.stderr
+def test_a_shared_resolve_batch_defers_what_another_writer_holds(db_dsn):
+    """convkey._backfill_resolve_batch with p_shared (a worker of a parallel resolve phase): a row
+    one of whose identities another transaction holds the advisory lock of (a webhook's resolver,
+    another worker's batch) is deferred, and the other rows claim theirs; the backfill lock is
+    taken shared, so the batch does not wait. The cursor moves to p_cursor_*, not past the batch."""
+    conn = psycopg.connect(db_dsn, autocommit=True)
+    wa = [f"97252000000{i}@s.whatsapp.net" for i in (1, 2, 3)]
+    ids = [r[0] for r in conn.execute("INSERT INTO convkey.whatsapp_conversation (business_id, customer_wa_id) "
+                                      "SELECT 1, unnest(%s::text[]) RETURNING id", (wa,)).fetchall()]
+    call = ("SELECT convkey._backfill_resolve_batch(0, %s, %s, %s::text[], %s::text[], %s::text[], NULL, NULL, NULL, "
+            "%s, %s, %s)")
+    other = psycopg.connect(db_dsn, autocommit=False)
+    try:
+        other.execute("SELECT convkey._lock_identities(1, ARRAY['phone'], ARRAY['+972520000002'])")
+        nulls = [None] * 3
+        done = conn.execute(call, ([1] * 3, ids, nulls, nulls, nulls, True, 1, ids[0])).fetchone()[0]
+        assert done == {"read": 3, "resolved": {"phone": 2}, "deferred": 1, "unresolvable": 0}
+        assert conn.execute("SELECT conversation_id, status FROM convkey.backfill_row").fetchall() == [
+            (ids[1], "deferred")]
+        assert conn.execute("SELECT count(*) FROM convkey.identity").fetchone()[0] == 2
+        assert conn.execute("SELECT last_business_id, last_id FROM convkey.backfill_cursor "
+                            "WHERE business_id = 0 AND phase = 'resolve'").fetchone() == (1, ids[0])
+        # exclusively, as one worker takes it, the batch would have to wait for the other writer
+        conn.execute("SET lock_timeout = '100ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            conn.execute(call, ([1], ids[1:2], [None], [None], [None], False, None, None))
+        conn.execute("RESET lock_timeout")
+    finally:
+        other.rollback()
+        other.close()
+    # the rerun resumes from that cursor and resolves the row once its identity is free
+    report = run_backfill(db_dsn, execute=True, workers=2)
+    assert report.resolved == {"phone": 1} and report.deferred == 0
+    assert conn.execute("SELECT count(*) FROM convkey.whatsapp_conversation WHERE canonical_key IS NULL"
+                        ).fetchone()[0] == 0
+    conn.close()
+
+
+def test_workers_must_be_positive(db_dsn):
+    res = cli(db_dsn, "--execute", "--workers", "0")
+    assert res.returncode == 2 and "workers must be at least 1" in res.stderr

@@ -47,11 +47,11 @@ def test_bench_smoke_runs_every_module_and_reports_ratios(pg_server, tmp_path):
     webhook = text.split("\n## 1. Webhook path", 1)[1].split("\n## ", 1)[0]
     assert len(RATIO.findall(webhook)) >= 8 * 2  # eight comparisons at two client counts
     assert len(RATIO.findall(text)) >= 30
-    # the backfill ran with two merge workers and, side by side, with the default serial merge
+    # the backfill ran with two workers and, side by side, with the default serial backfill
     backfill = text.split("\n## 3. Backfill", 1)[1].split("\n## ", 1)[0]
-    assert "convkey backfill --execute --merge-workers 2, wall s" in backfill
-    assert "serial merge (--merge-workers 1, the default), wall s" in backfill
-    assert len(RATIO.findall(backfill.split("lanes / serial merge", 1)[1].split("\n", 1)[0])) == 2 * 2
+    assert "convkey backfill --execute --workers 2, wall s" in backfill
+    assert "serial (--workers 1, the default), wall s" in backfill
+    assert len(RATIO.findall(backfill.split("workers / serial", 1)[1].split("\n", 1)[0])) == 3 * 2
     # the targets are listed, met or not; proposals still to land kept convkey's behaviour, and the
     # ones that landed are measured against the revision before them
     assert "## Targets" in text and "(a) / floor" in text

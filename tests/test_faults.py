@@ -504,18 +504,19 @@ def test_kill_9_mid_backfill_in_the_resolve_and_the_merge_phase(clone, reliabili
 
 
 @pytest.mark.reliability
-def test_kill_9_mid_parallel_merge_then_rerun_equals_the_serial_result(clone, reliability_record):
-    """convkey backfill --merge-workers 2, killed -9 while its lanes' set-based chunks run, then
-    run again: every chunk committed or rolled back whole, and the result means what the serial
-    merge of the same data means."""
+def test_kill_9_mid_parallel_backfill_then_rerun_equals_the_serial_result(clone, reliability_record):
+    """convkey backfill --workers 2, killed -9 while its workers' resolve batches or its lanes'
+    set-based chunks run, then run again: every batch and chunk committed or rolled back whole,
+    the resolve cursor never passed a batch that had not committed, and the result means what the
+    serial backfill of the same data means."""
     people = reliability_scale(300, 1200)
-    kills = max(3, min(6, people // 200))
+    kills = max(4, min(8, people // 150))
     reference, faulty, legacy = _backfilled_twin(clone, people, seed=SEED % 1000 + 2)
-    run_backfill(faulty, execute=True, batch_size=10, skip_merge=True)
-    workers = ("--merge-workers", "2")
-    landed = _kill_9_backfills(faulty, ("--skip-backfill", *workers), ["merge"] * kills, random.Random(SEED + 2),
-                               app="convkey-backfill-merge-%")
-    assert landed
+    workers = ("--workers", "2")
+    targets = ["resolve"] * (kills // 2) + ["merge"] * (kills - kills // 2)
+    landed = _kill_9_backfills(faulty, ("--batch-size", "8", *workers), targets, random.Random(SEED + 2),
+                               app="convkey-backfill-%")
+    assert "resolve" in landed and "merge" in landed, landed
     _finish_after_kills(faulty, reference, legacy, people, landed, workers, reliability_record)
 
 

@@ -12,6 +12,8 @@ idempotent (a second run changes nothing):
    with the SQL grammar. Rows that collide with an identity or another row wait for phase 2.
    The next batch is read, normalized and derived in a thread while the server resolves this
    one: the derivation was the batch's largest server CPU cost, and the runner's is 4x cheaper.
+   With ``workers`` > 1 (``--workers``, execute only) the batches are resolved on that many
+   connections at once (``Backfill._resolve_lanes``).
 2. **merge**: rows sharing an identity end up as one conversation (the most recent survives)
    through the audited merge primitive, under the same rules as get-or-create (different leads
    never merge, two phones never merge through a LID). Per chunk of waiting rows, the plain
@@ -20,9 +22,9 @@ idempotent (a second run changes nothing):
    another phone does; no separation) are done set-based in one transaction
    (``convkey._backfill_merge_simple``); every other row goes through the same resolver as
    get-or-create, in its own transaction (``convkey._backfill_merge_batch``). With
-   ``merge_workers`` > 1 (``--merge-workers``, execute only) the set-based chunks run first on
-   that many connections, one lane of the waiting rows each (``Backfill._merge_lanes``), and the
-   serial pass above then merges what they left, in id order.
+   ``workers`` > 1 the set-based chunks run first on that many connections, one lane of the
+   waiting rows each (``Backfill._merge_lanes``), and the serial pass above then merges what
+   they left, in id order.
 
 The default is a dry run: the same work in one transaction that is rolled back, so the plan it
 prints is exactly what ``--execute`` does. Note that a dry run holds its row locks until it ends.
@@ -32,11 +34,14 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import re
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
@@ -58,6 +63,9 @@ SAMPLE = 20
 # set-based rounds per merge chunk: a person's third row waits for the second (each round, one transaction)
 SIMPLE_ROUNDS = 3
 MERGE_CHUNK = 1000  # waiting rows per merge chunk (a set-based chunk's transaction)
+# rows the batches of a parallel resolve phase hold identity locks for at once (about 1.3 advisory locks
+# a row, until each commits): some 3,900, within PostgreSQL's default lock table (64 per connection)
+LANE_ROWS = 3000
 
 
 @dataclass
@@ -79,7 +87,7 @@ class Report:
     unresolvable_count: int = 0
     unresolvable: list[dict[str, Any]] = field(default_factory=list)
     retries: int = 0
-    merge_workers: int = 1  # connections the merge phase ran on
+    workers: int = 1  # connections each phase ran on
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -98,14 +106,14 @@ class Report:
             "unresolvable": self.unresolvable_count,
             "unresolvable_sample": self.unresolvable,
             "retries": self.retries,
-            "merge_workers": self.merge_workers,
+            "workers": self.workers,
             "seconds": round(self.seconds, 3),
         }
 
     def plan(self) -> dict[str, Any]:
         """What the run does to the data, without timings: a dry run's equals the execute's."""
         d = self.as_dict()
-        for k in ("mode", "retries", "merge_workers", "seconds"):
+        for k in ("mode", "retries", "workers", "seconds"):
             d.pop(k)
         return d
 
@@ -194,11 +202,13 @@ def candidates_literal(rows: list[tuple[int, int, list[str], list[str]] | None])
 class Backfill:
     def __init__(self, conn: psycopg.Connection, *, execute: bool, business_id: int | None, batch_size: int,
                  region: str, do_resolve: bool, do_merge: bool, progress: Progress, simple_merge: bool = True,
-                 derive_ahead: bool = True, merge_workers: int = 1,
+                 derive_ahead: bool = True, workers: int = 1,
                  connect: Callable[[str], psycopg.Connection] | None = None):
         self.conn = conn
-        self.merge_workers = merge_workers
-        self.connect = connect  # a new autocommit connection, set up as conn (parallel merge phase)
+        self.workers = workers
+        # several connections at once: execute only (a dry run is one transaction)
+        self.parallel = execute and workers > 1 and connect is not None
+        self.connect = connect  # a new autocommit connection, set up as conn (parallel phases)
         self.lock = threading.Lock()
         self.derive_ahead = derive_ahead
         self.execute = execute
@@ -244,29 +254,88 @@ class Backfill:
                        business_id=self.business_id)[0]["n"]
         self.progress.start("resolve", total)
 
-        def fetch(after: tuple[int, int]) -> list[dict[str, Any]]:
+        def fetch(after: tuple[int, int], limit: int = self.batch_size) -> list[dict[str, Any]]:
             return self.q("backfill_unresolved_batch", after_business_id=after[0], after_id=after[1],
-                          business_id=self.business_id, limit=self.batch_size)
+                          business_id=self.business_id, limit=limit)
 
-        # The next batch is read before this one is resolved (a batch writes only its own rows),
-        # then normalized and its identities derived in a thread while the server works on this
-        # one: phonenumbers and the grammar are the runner's whole CPU, on the second core.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convkey-normalize") as pool:
-            rows = fetch(after)
-            prepared = pool.submit(self._prepare, rows)
-            while rows:
-                after = (rows[-1]["business_id"], rows[-1]["id"])
-                next_rows = fetch(after)
-                args = prepared.result()
-                prepared = pool.submit(self._prepare, next_rows)
-                stats = self.retrying("backfill_resolve_batch", scope=self.scope, **args)[0]["stats"]
-                self.report.rows_read += stats["read"]
-                for kind, n in stats["resolved"].items():
-                    self.report.resolved[kind] = self.report.resolved.get(kind, 0) + n
-                self.progress.advance(len(rows))
-                rows = next_rows
+        if self.parallel:
+            self.report.workers = self.workers
+            self._resolve_lanes(after, fetch)
+        else:
+            # The next batch is read before this one is resolved (a batch writes only its own
+            # rows), then normalized and its identities derived in a thread while the server
+            # works on this one: phonenumbers and the grammar are the runner's whole CPU.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convkey-normalize") as pool:
+                rows = fetch(after)
+                prepared = pool.submit(self._prepare, rows)
+                while rows:
+                    after = (rows[-1]["business_id"], rows[-1]["id"])
+                    next_rows = fetch(after)
+                    args = prepared.result()
+                    prepared = pool.submit(self._prepare, next_rows)
+                    self._resolved(self.retrying("backfill_resolve_batch", scope=self.scope, shared=False,
+                                                 cursor_business_id=None, cursor_id=None, **args), len(rows))
+                    rows = next_rows
         self.q("backfill_finish_phase", scope=self.scope, phase="resolve")
         self.progress.finish()
+
+    def _resolved(self, result: list[dict[str, Any]], n: int) -> None:
+        stats = result[0]["stats"]
+        self.report.rows_read += stats["read"]
+        for kind, k in stats["resolved"].items():
+            self.report.resolved[kind] = self.report.resolved.get(kind, 0) + k
+        self.progress.advance(n)
+
+    def _resolve_lanes(self, after: tuple[int, int], fetch: Callable[..., list[dict[str, Any]]]) -> None:
+        """The resolve phase on ``workers`` connections at once. Batches (LANE_ROWS / workers rows
+        at most, for the advisory locks each holds) are read and prepared in order as in the
+        serial loop, and each is claimed on whichever connection is free, with p_shared
+        (convkey._backfill_resolve_batch: the backfill lock shared, the rows' identities
+        try-locked; a row whose identity another batch or a webhook holds waits for the merge
+        phase). Batches commit out of order, so each moves the cursor only to the end of the
+        batches that had all committed when it was sent: a rerun redoes at most the batches that
+        were in flight, which change nothing the second time."""
+        size = max(1, min(self.batch_size, LANE_ROWS // self.workers))
+        with ExitStack() as stack:
+            idle: queue.SimpleQueue[psycopg.Connection] = queue.SimpleQueue()
+            for k in range(self.workers):
+                idle.put(stack.enter_context(self.connect(f"convkey-backfill-resolve-{k}")))
+
+            def claim(args: dict[str, Any], cursor: tuple[int, int]) -> list[dict[str, Any]]:
+                conn = idle.get()
+                try:
+                    return self.retrying("backfill_resolve_batch", conn, scope=self.scope, shared=True,
+                                         cursor_business_id=cursor[0], cursor_id=cursor[1], **args)
+                finally:
+                    idle.put(conn)
+
+            prep = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="convkey-normalize"))
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=self.workers,
+                                                          thread_name_prefix="convkey-resolve"))
+            sent: deque[tuple[Future, tuple[int, int], int]] = deque()  # in order: claim, batch end, rows
+            committed = after  # the end of the batches that have all committed
+
+            def retire() -> None:
+                nonlocal committed
+                while sent and sent[0][0].done():
+                    future, committed, n = sent.popleft()
+                    self._resolved(future.result(), n)
+
+            rows = fetch(after, size)
+            prepared = prep.submit(self._prepare, rows)
+            while rows:
+                end = (rows[-1]["business_id"], rows[-1]["id"])
+                next_rows = fetch(end, size)
+                args = prepared.result()
+                prepared = prep.submit(self._prepare, next_rows)
+                while sum(not f.done() for f, _, _ in sent) >= self.workers or len(sent) >= 4 * self.workers:
+                    wait([f for f, _, _ in sent if not f.done()] or [sent[0][0]], return_when=FIRST_COMPLETED)
+                    retire()
+                retire()
+                sent.append((pool.submit(claim, args, committed), end, len(rows)))
+                rows = next_rows
+            wait([f for f, _, _ in sent])
+            retire()
 
     def _prepare(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """A batch's arguments for convkey._backfill_resolve_batch: its keys, the runner's phone
@@ -285,16 +354,15 @@ class Backfill:
         return args
 
     def merge_phase(self) -> None:
-        parallel = self.execute and self.merge_workers > 1 and self.connect is not None
-        if parallel:
+        if self.parallel:
             # the lanes take rows in no single order: the cursor starts over for the serial pass
             self.q("backfill_restart_phase", scope=self.scope, phase="merge")
         after = self._start("merge")
         total = self.q("backfill_deferred_count", business_id=self.business_id)[0]["n"]
         self.report.deferred = total
         self.progress.start("merge", total)
-        if parallel:
-            self.report.merge_workers = self.merge_workers
+        if self.parallel:
+            self.report.workers = self.workers
             self._merge_lanes()
         # the serial pass: every row (one worker), or the rows no lane took
         while True:
@@ -324,13 +392,13 @@ class Backfill:
             self.progress.advance(len(rows) - (len(ids) if shared else 0))
 
     def _merge_lanes(self) -> None:
-        """The set-based part of the merge phase on merge_workers connections at once, one lane of
+        """The set-based part of the merge phase on ``workers`` connections at once, one lane of
         the waiting rows each (convkey._backfill_merge_simple with p_shared: the lanes' chunks run
         side by side, each locking what it claims). What a lane leaves (rows the resolver decides,
         rows whose locks another lane or a webhook held, rows whose lane changed) waits for the
         serial pass, which takes it in id order as a one-worker merge would. A failing lane stops
         the others and is raised."""
-        lanes = self.merge_workers
+        lanes = self.workers
         stop = threading.Event()
 
         def lane(k: int) -> None:
@@ -399,21 +467,22 @@ def _connect(dsn: str, name: str, *, execute: bool) -> psycopg.Connection:
 def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = None, batch_size: int = 10000,
                  default_region: str = "IL", skip_backfill: bool = False, skip_merge: bool = False,
                  progress: Progress | None = None, simple_merge: bool = True, derive_ahead: bool = True,
-                 merge_workers: int = 1) -> Report:
+                 workers: int = 1) -> Report:
     """Run (or dry-run) the backfill; raises on errors that are not the data's fault.
 
     ``simple_merge=False`` sends every waiting row through the per-row resolver (the reference
     the set-based path is tested against), instead of merging the independent plain cases of each
     chunk set-based first. ``derive_ahead=False`` lets every resolve batch derive its rows'
     identities itself (SQL) instead of taking those the runner derived with its grammar.
-    ``merge_workers``: connections the merge phase runs on at once. 1 (the default) merges every
-    waiting row in id order, exactly as the dry run printed (a dry run, one transaction, always
-    runs on one). More run lanes of the waiting rows side by side: see ``Backfill._merge_lanes``.
+    ``workers``: connections each phase runs on at once. 1 (the default) resolves and merges
+    every row in id order, exactly as the dry run printed (a dry run, one transaction, always
+    runs on one). More resolve batches side by side and run lanes of the waiting rows side by
+    side: see ``Backfill._resolve_lanes`` and ``Backfill._merge_lanes``.
     """
     if batch_size < 1:
         raise InvalidIdentifier("batch_size must be at least 1")
-    if merge_workers < 1:
-        raise InvalidIdentifier("merge_workers must be at least 1")
+    if workers < 1:
+        raise InvalidIdentifier("workers must be at least 1")
     progress = progress or Progress(enabled=False)
     with _connect(dsn, "convkey-backfill", execute=execute) as conn:
         scope = business_id or 0
@@ -424,7 +493,7 @@ def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = N
             job = Backfill(conn, execute=execute, business_id=business_id, batch_size=batch_size,
                            region=default_region, do_resolve=not skip_backfill, do_merge=not skip_merge,
                            progress=progress, simple_merge=simple_merge, derive_ahead=derive_ahead,
-                           merge_workers=merge_workers,
+                           workers=workers,
                            connect=lambda name: _connect(dsn, name, execute=execute))
             report = job.run()
         finally:

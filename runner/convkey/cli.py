@@ -140,7 +140,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     report = run_backfill(
         resolve_dsn(args.dsn), execute=args.execute, business_id=args.business_id, batch_size=args.batch_size,
         default_region=args.default_region, skip_backfill=args.skip_backfill, skip_merge=args.skip_merge,
-        progress=Progress(enabled=not args.json), merge_workers=args.merge_workers,
+        progress=Progress(enabled=not args.json), workers=args.workers,
     )
     print_report(report, as_json=args.json)
     return exit_code(report)
@@ -230,10 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--business-id", type=int, help="only this business")
     p.add_argument("--default-region", default="IL", help="region for phones typed without a country code")
     p.add_argument("--json", action="store_true", help="print the report as JSON (no progress bar)")
-    p.add_argument("--merge-workers", type=int, default=1,
-                   help="connections the merge phase runs on at once with --execute (default 1: rows merge in "
-                        "id order, exactly as the dry run printed; 2 took 0.83x the time on 2 cores, "
-                        "see README)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="connections each phase runs on at once with --execute (default 1: rows resolve and "
+                        "merge in id order, exactly as the dry run printed; see README for what 2 gain on 2 cores)")
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("ingest", help="replay Baileys messages or convkey events (JSON Lines) into the database")

@@ -89,7 +89,8 @@ SELECT count(*) AS n FROM convkey.whatsapp_conversation
 -- backfill_resolve_batch --
 SELECT convkey._backfill_resolve_batch(%(scope)s, %(business_ids)s, %(ids)s, %(phones)s, %(wa_phones)s,
                                        %(errors)s, %(derived)s::text,
-                                       %(derived_lead_ids)s::bigint[], %(derived_wa_ids)s::text[]) AS stats
+                                       %(derived_lead_ids)s::bigint[], %(derived_wa_ids)s::text[],
+                                       %(shared)s, %(cursor_business_id)s::bigint, %(cursor_id)s::bigint) AS stats
 
 -- backfill_deferred_batch --
 SELECT business_id, conversation_id AS id FROM convkey.backfill_row
