@@ -57,8 +57,8 @@ DECLARE
     v_n            int := cardinality(p_ids);
     v_rows         convkey.backfill_candidate[];
     v_writes       bigint;
-    v_held_b       bigint[] := '{}';
-    v_held_id      bigint[] := '{}';
+    v_held_b       bigint[] := '{}'::bigint[];
+    v_held_id      bigint[] := '{}'::bigint[];
 BEGIN
     IF v_n = 0 THEN
         RETURN jsonb_build_object('read', 0, 'resolved', '{}'::jsonb, 'deferred', 0, 'unresolvable', 0);
