@@ -10,11 +10,14 @@ import time
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import read_vectors, table_checksums
-from convkey.backfill import candidates_literal, derive_identities, normalize_batch, run_backfill
+from convkey.backfill import (LANE_ROWS, MERGE_CHUNK, Backfill, candidates_literal, derive_identities, lane_rows,
+                              normalize_batch, run_backfill)
+from convkey.progress import Progress
 from legacy import check_one_conversation_per_person, forms, generate
 
 BOOKKEEPING = {"backfill_cursor"}
@@ -585,6 +588,25 @@ def test_a_shared_resolve_batch_defers_what_another_writer_holds(db_dsn):
     assert conn.execute("SELECT count(*) FROM convkey.whatsapp_conversation WHERE canonical_key IS NULL"
                         ).fetchone()[0] == 0
     conn.close()
+
+
+def test_parallel_batches_fit_the_servers_lock_table(db_dsn):
+    """The workers' batches and chunks hold advisory locks until they commit: together at most half
+    as many rows as the server's shared lock table has slots (max_locks_per_transaction per
+    connection and prepared transaction), so a small server gets smaller batches instead of
+    SQLSTATE 53200; a default one keeps the sizes the bench measured."""
+    with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
+        want = conn.execute("SELECT current_setting('max_locks_per_transaction')::int * "
+                            "(current_setting('max_connections')::int "
+                            "+ current_setting('max_prepared_transactions')::int) AS n").fetchone()["n"]
+        job = Backfill(conn, execute=True, business_id=None, batch_size=10000, region="IL", do_resolve=True,
+                       do_merge=True, progress=Progress(enabled=False), workers=2)
+        assert job.lock_table() == want
+    assert lane_rows(2, 64 * 100, LANE_ROWS // 2) == 1500  # the default server: resolve batches as measured
+    assert lane_rows(2, 64 * 100, MERGE_CHUNK) == 1000  # and merge chunks
+    assert lane_rows(2, 64 * 6, 1500) == 96  # max_connections = 6
+    assert lane_rows(4, 64 * 6, 1500) * 4 * 2 <= 64 * 6
+    assert lane_rows(8, 1, 1500) == 1  # never nothing
 
 
 def test_workers_must_be_positive(db_dsn):

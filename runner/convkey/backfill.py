@@ -68,6 +68,15 @@ MERGE_CHUNK = 1000  # waiting rows per merge chunk (a set-based chunk's transact
 LANE_ROWS = 3000
 
 
+def lane_rows(workers: int, lock_table: int, rows: int) -> int:
+    """Rows per batch or chunk of each of ``workers`` parallel connections, at most ``rows``: all of
+    them together hold the advisory locks of at most half as many rows as the server's shared lock
+    table has slots (``lock_table``; 1.3 locks a row on average, so some 2 a row still fit), and
+    at least one row each. On a default server (64 x 100 slots) that is no limit; on a small one
+    (say max_connections = 6) batches shrink rather than fail with SQLSTATE 53200."""
+    return max(1, min(rows, lock_table // 2 // workers))
+
+
 @dataclass
 class Report:
     execute: bool
@@ -240,6 +249,10 @@ class Backfill:
                 time.sleep(min(0.05 * 2**attempt, 2.0))
         raise AssertionError("unreachable")
 
+    def lock_table(self) -> int:
+        """Slots of the server's shared lock table, where advisory locks are kept too."""
+        return self.q("backfill_lock_table")[0]["slots"]
+
     def _start(self, phase: str) -> tuple[int, int]:
         """Where a phase starts: the cursor of an unfinished earlier run, else the beginning."""
         rows = self.q("backfill_cursor", scope=self.scope, phase=phase)
@@ -288,14 +301,14 @@ class Backfill:
 
     def _resolve_lanes(self, after: tuple[int, int], fetch: Callable[..., list[dict[str, Any]]]) -> None:
         """The resolve phase on ``workers`` connections at once. Batches (LANE_ROWS / workers rows
-        at most, for the advisory locks each holds) are read and prepared in order as in the
-        serial loop, and each is claimed on whichever connection is free, with p_shared
-        (convkey._backfill_resolve_batch: the backfill lock shared, the rows' identities
+        at most, fewer on a server with a small lock table: ``lane_rows``) are read and prepared
+        in order as in the serial loop, and each is claimed on whichever connection is free, with
+        p_shared (convkey._backfill_resolve_batch: the backfill lock shared, the rows' identities
         try-locked; a row whose identity another batch or a webhook holds waits for the merge
         phase). Batches commit out of order, so each moves the cursor only to the end of the
         batches that had all committed when it was sent: a rerun redoes at most the batches that
         were in flight, which change nothing the second time."""
-        size = max(1, min(self.batch_size, LANE_ROWS // self.workers))
+        size = lane_rows(self.workers, self.lock_table(), min(self.batch_size, LANE_ROWS // self.workers))
         with ExitStack() as stack:
             idle: queue.SimpleQueue[psycopg.Connection] = queue.SimpleQueue()
             for k in range(self.workers):
@@ -399,6 +412,7 @@ class Backfill:
         serial pass, which takes it in id order as a one-worker merge would. A failing lane stops
         the others and is raised."""
         lanes = self.workers
+        chunk = lane_rows(lanes, self.lock_table(), MERGE_CHUNK)
         stop = threading.Event()
 
         def lane(k: int) -> None:
@@ -406,7 +420,7 @@ class Backfill:
                 after = (0, 0)
                 while not stop.is_set():
                     rows = self.q("backfill_lane_batch", conn, after_business_id=after[0], after_id=after[1],
-                                  business_id=self.business_id, lanes=lanes, lane=k, limit=MERGE_CHUNK)
+                                  business_id=self.business_id, lanes=lanes, lane=k, limit=chunk)
                     if not rows:
                         return
                     self._merge_chunk(conn, rows, shared=True)

@@ -60,6 +60,11 @@ SELECT pg_try_advisory_lock(hashtextextended('convkey:backfill-run:' || %(scope)
 -- backfill_unlock --
 SELECT pg_advisory_unlock(hashtextextended('convkey:backfill-run:' || %(scope)s::text, 0)) AS unlocked
 
+-- backfill_lock_table --
+-- The slots of the shared lock table (advisory locks included), as the documentation sizes it.
+SELECT current_setting('max_locks_per_transaction')::int
+       * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int) AS slots
+
 -- backfill_cursor --
 SELECT last_business_id, last_id, finished_at FROM convkey.backfill_cursor
  WHERE business_id = %(scope)s AND phase = %(phase)s
