@@ -13,7 +13,7 @@ idempotent (a second run changes nothing):
    The next batch is read, normalized and derived in a thread while the server resolves this
    one: the derivation was the batch's largest server CPU cost, and the runner's is 4x cheaper.
    With ``workers`` > 1 (``--workers``, execute only) the batches are resolved on that many
-   connections at once (``Backfill._resolve_lanes``).
+   connections at once (``Backfill._resolve_batches``).
 2. **merge**: rows sharing an identity end up as one conversation (the most recent survives)
    through the audited merge primitive, under the same rules as get-or-create (different leads
    never merge, two phones never merge through a LID). Per chunk of waiting rows, the plain
@@ -229,7 +229,7 @@ class Backfill:
         self.do_merge = do_merge
         self.progress = progress
         self.simple_merge = simple_merge
-        self.report = Report(execute=execute, business_id=business_id)
+        self.report = Report(execute=execute, business_id=business_id, workers=workers if self.parallel else 1)
 
     def q(self, name: str, conn: psycopg.Connection | None = None, **params: Any) -> list[dict[str, Any]]:
         cur = (conn or self.conn).execute(queries.get(name), params)
@@ -266,65 +266,50 @@ class Backfill:
         total = self.q("backfill_unresolved_count", after_business_id=after[0], after_id=after[1],
                        business_id=self.business_id)[0]["n"]
         self.progress.start("resolve", total)
-
-        def fetch(after: tuple[int, int], limit: int = self.batch_size) -> list[dict[str, Any]]:
-            return self.q("backfill_unresolved_batch", after_business_id=after[0], after_id=after[1],
-                          business_id=self.business_id, limit=limit)
-
-        if self.parallel:
-            self.report.workers = self.workers
-            self._resolve_lanes(after, fetch)
-        else:
-            # The next batch is read before this one is resolved (a batch writes only its own
-            # rows), then normalized and its identities derived in a thread while the server
-            # works on this one: phonenumbers and the grammar are the runner's whole CPU.
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convkey-normalize") as pool:
-                rows = fetch(after)
-                prepared = pool.submit(self._prepare, rows)
-                while rows:
-                    after = (rows[-1]["business_id"], rows[-1]["id"])
-                    next_rows = fetch(after)
-                    args = prepared.result()
-                    prepared = pool.submit(self._prepare, next_rows)
-                    self._resolved(self.retrying("backfill_resolve_batch", scope=self.scope, shared=False,
-                                                 cursor_business_id=None, cursor_id=None, **args), len(rows))
-                    rows = next_rows
+        self._resolve_batches(after)
         self.q("backfill_finish_phase", scope=self.scope, phase="resolve")
         self.progress.finish()
 
-    def _resolved(self, result: list[dict[str, Any]], n: int) -> None:
-        stats = result[0]["stats"]
-        self.report.rows_read += stats["read"]
-        for kind, k in stats["resolved"].items():
-            self.report.resolved[kind] = self.report.resolved.get(kind, 0) + k
-        self.progress.advance(n)
+    def _resolve_batches(self, after: tuple[int, int]) -> None:
+        """The resolve phase's batches, read in order. The next batch is read before this one is
+        resolved (a batch writes only its own rows), then normalized and its identities derived
+        in a thread while the server works on the ones before it: phonenumbers and the grammar
+        are the runner's whole CPU.
 
-    def _resolve_lanes(self, after: tuple[int, int], fetch: Callable[..., list[dict[str, Any]]]) -> None:
-        """The resolve phase on ``workers`` connections at once. Batches (LANE_ROWS / workers rows
-        at most, fewer on a server with a small lock table: ``lane_rows``) are read and prepared
-        in order as in the serial loop, and each is claimed on whichever connection is free, with
-        p_shared (convkey._backfill_resolve_batch: the backfill lock shared, the rows' identities
-        try-locked; a row whose identity another batch or a webhook holds waits for the merge
-        phase). Batches commit out of order, so each moves the cursor only to the end of the
-        batches that had all committed when it was sent: a rerun redoes at most the batches that
-        were in flight, which change nothing the second time."""
-        size = lane_rows(self.workers, self.lock_table(), min(self.batch_size, LANE_ROWS // self.workers))
+        One worker: each batch is claimed on the runner's connection once the one before it is
+        done, and moves the cursor to its own end. More (parallel): each batch is claimed on
+        whichever of ``workers`` connections is free, with p_shared (convkey.
+        _backfill_resolve_batch: the backfill lock shared, the rows' identities try-locked; a row
+        whose identity another batch or a webhook holds waits for the merge phase). Batches then
+        commit out of order, so each moves the cursor only to the end of the batches that had all
+        committed when it was sent: a rerun redoes at most the batches that were in flight, which
+        change nothing the second time."""
+        workers, size = 1, self.batch_size
+        if self.parallel:
+            # LANE_ROWS / workers rows at most, fewer on a server with a small lock table (lane_rows)
+            workers = self.workers
+            size = lane_rows(workers, self.lock_table(), min(self.batch_size, LANE_ROWS // workers))
+
+        def fetch(after: tuple[int, int]) -> list[dict[str, Any]]:
+            return self.q("backfill_unresolved_batch", after_business_id=after[0], after_id=after[1],
+                          business_id=self.business_id, limit=size)
+
         with ExitStack() as stack:
             idle: queue.SimpleQueue[psycopg.Connection] = queue.SimpleQueue()
-            for k in range(self.workers):
-                idle.put(stack.enter_context(self.connect(f"convkey-backfill-resolve-{k}")))
+            for k in range(workers):
+                idle.put(stack.enter_context(self.connect(f"convkey-backfill-resolve-{k}")) if self.parallel
+                         else self.conn)
 
-            def claim(args: dict[str, Any], cursor: tuple[int, int]) -> list[dict[str, Any]]:
+            def claim(args: dict[str, Any], cursor: tuple[int | None, int | None]) -> list[dict[str, Any]]:
                 conn = idle.get()
                 try:
-                    return self.retrying("backfill_resolve_batch", conn, scope=self.scope, shared=True,
+                    return self.retrying("backfill_resolve_batch", conn, scope=self.scope, shared=self.parallel,
                                          cursor_business_id=cursor[0], cursor_id=cursor[1], **args)
                 finally:
                     idle.put(conn)
 
             prep = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="convkey-normalize"))
-            pool = stack.enter_context(ThreadPoolExecutor(max_workers=self.workers,
-                                                          thread_name_prefix="convkey-resolve"))
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convkey-resolve"))
             sent: deque[tuple[Future, tuple[int, int], int]] = deque()  # in order: claim, batch end, rows
             committed = after  # the end of the batches that have all committed
 
@@ -332,20 +317,24 @@ class Backfill:
                 nonlocal committed
                 while sent and sent[0][0].done():
                     future, committed, n = sent.popleft()
-                    self._resolved(future.result(), n)
+                    stats = future.result()[0]["stats"]
+                    self.report.rows_read += stats["read"]
+                    for kind, k in stats["resolved"].items():
+                        self.report.resolved[kind] = self.report.resolved.get(kind, 0) + k
+                    self.progress.advance(n)
 
-            rows = fetch(after, size)
+            rows = fetch(after)
             prepared = prep.submit(self._prepare, rows)
             while rows:
                 end = (rows[-1]["business_id"], rows[-1]["id"])
-                next_rows = fetch(end, size)
+                next_rows = fetch(end)
                 args = prepared.result()
                 prepared = prep.submit(self._prepare, next_rows)
-                while sum(not f.done() for f, _, _ in sent) >= self.workers or len(sent) >= 4 * self.workers:
+                while sum(not f.done() for f, _, _ in sent) >= workers or len(sent) >= 4 * workers:
                     wait([f for f, _, _ in sent if not f.done()] or [sent[0][0]], return_when=FIRST_COMPLETED)
                     retire()
                 retire()
-                sent.append((pool.submit(claim, args, committed), end, len(rows)))
+                sent.append((pool.submit(claim, args, committed if self.parallel else (None, None)), end, len(rows)))
                 rows = next_rows
             wait([f for f, _, _ in sent])
             retire()
@@ -375,7 +364,6 @@ class Backfill:
         self.report.deferred = total
         self.progress.start("merge", total)
         if self.parallel:
-            self.report.workers = self.workers
             self._merge_lanes()
         # the serial pass: every row (one worker), or the rows no lane took
         while True:
@@ -491,7 +479,7 @@ def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = N
     ``workers``: connections each phase runs on at once. 1 (the default) resolves and merges
     every row in id order, exactly as the dry run printed (a dry run, one transaction, always
     runs on one). More resolve batches side by side and run lanes of the waiting rows side by
-    side: see ``Backfill._resolve_lanes`` and ``Backfill._merge_lanes``.
+    side: see ``Backfill._resolve_batches`` and ``Backfill._merge_lanes``.
     """
     if batch_size < 1:
         raise InvalidIdentifier("batch_size must be at least 1")
