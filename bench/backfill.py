@@ -21,6 +21,10 @@ so each starts from identical data:
   run's clone): no grammar, no resolution, no batches, no triggers or foreign-key checks. Any
   backfill that leaves the same result writes at least this much, so floor / required writes is
   the best ratio any implementation can reach: the ceiling of the target.
+- WAL: every side's WAL bytes and full-page images (pg_stat_wal before and after).
+- configured server (own cluster only): at the large size, convkey and the floor again, side by
+  side, after a restart with CONFIGURED (a buffer cache and a checkpoint distance sized for the
+  data), then a restart back to the defaults. The target is judged at PostgreSQL's defaults.
 """
 
 from __future__ import annotations
@@ -54,6 +58,11 @@ TARGET = 4.0           # convkey within 4x the floor's wall time
 # (the runner's phone cache, 65,536 entries) may fill between the two sizes; memory that grows with
 # the rows shows up as 10x.
 FLAT = 2 / 3
+# The server settings of the configured pass (own cluster only): the same large-size comparison,
+# side by side, after a restart with a buffer cache and a checkpoint distance sized for the data
+# (1.6 GB of messages and indexes), then a restart back to PostgreSQL's defaults. The target is
+# judged at the defaults; this pass shows how much of the gap is the server's configuration.
+CONFIGURED = {"shared_buffers": "2GB", "max_wal_size": "8GB"}
 LINK_CHUNK = 1000      # link_identity calls per transaction (each holds a few advisory locks)
 AVG_ROWS_PER_PERSON = 1.15
 
@@ -191,6 +200,9 @@ class Run:
     verified: dict[str, int]
     # the required writes of this run's answer, wall s (None: not measured, e.g. not a superuser)
     required: float | None = None
+    # WAL written during the run, cluster-wide (pg_stat_wal): bytes and full-page images
+    wal: tuple[int, int] | None = None
+    required_wal: tuple[int, int] | None = None
 
 
 @dataclass
@@ -202,6 +214,7 @@ class Point:
     serial: list[Run] = field(default_factory=list)  # --workers 1 (the default), when convkey ran with more
     floor: list[float] = field(default_factory=list)
     floor_server_cpu: list[float] = field(default_factory=list)
+    floor_wal: list[tuple[int, int]] = field(default_factory=list)
     floor_keyed: int = 0
 
 
@@ -252,6 +265,14 @@ class Databases:
         except psycopg.Error:
             pass
 
+    def wal(self) -> tuple[int, int] | None:
+        """The cluster's WAL written so far: bytes and full-page images (None: unreadable)."""
+        try:
+            with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+                return conn.execute("SELECT wal_bytes::bigint, wal_fpi FROM pg_stat_wal").fetchone()
+        except psycopg.Error:
+            return None
+
     def drop_all(self) -> None:
         for name in sorted(self.made):
             self.drop(name)
@@ -300,11 +321,11 @@ def build(ctx, dbs: Databases, base: str, rows: int) -> Dataset:
     return data
 
 
-def run_convkey(ctx, dbs: Databases, data: Dataset, workers: int) -> Run:
+def run_convkey(ctx, dbs: Databases, data: Dataset, workers: int, with_required: bool = True) -> Run:
     clone = dbs.create(f"{dbs.prefix}_run", template=data.template)
     try:
         dbs.checkpoint()
-        cpu0 = _server_cpu(ctx)
+        cpu0, wal0 = _server_cpu(ctx), dbs.wal()
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             t0 = time.perf_counter()
             proc = subprocess.Popen(convkey_command() + ["backfill", "--execute", "--json", "--workers",
@@ -313,7 +334,7 @@ def run_convkey(ctx, dbs: Databases, data: Dataset, workers: int) -> Run:
             _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: peak RSS and CPU
             seconds = time.perf_counter() - t0
             proc.returncode = os.waitstatus_to_exitcode(status)
-            cpu1 = _server_cpu(ctx)
+            cpu1, wal = _server_cpu(ctx), _wal_since(dbs, wal0)
             out.seek(0)
             err.seek(0)
             stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
@@ -324,17 +345,20 @@ def run_convkey(ctx, dbs: Databases, data: Dataset, workers: int) -> Run:
             phases = {p: float(s) for p, s in conn.execute(PHASES).fetchall() if s is not None}
             verified = verify(conn, data, report)
             # the answer is the same for every worker count: its required writes are measured once per rep
-            required = run_required_writes(ctx, dbs, data, conn, verified) if workers == workers_of(ctx) else None
+            required, required_wal = (run_required_writes(ctx, dbs, data, conn, verified)
+                                      if with_required and workers == workers_of(ctx) else (None, None))
     finally:
         dbs.drop(clone)
     return Run(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
-               None if cpu0 is None or cpu1 is None else cpu1 - cpu0, phases, report, verified, required)
+               None if cpu0 is None or cpu1 is None else cpu1 - cpu0, phases, report, verified, required,
+               wal, required_wal)
 
 
-def run_required_writes(ctx, dbs: Databases, data: Dataset, answer_conn, verified: dict[str, int]) -> float | None:
-    """Wall time of REQUIRED_WRITES on a fresh clone, with the answer of the run on answer_conn's
-    database; the clone is then checked to hold what the run left (same counts). None when the
-    server refuses session_replication_role (not a superuser)."""
+def run_required_writes(ctx, dbs: Databases, data: Dataset, answer_conn,
+                        verified: dict[str, int]) -> tuple[float | None, tuple[int, int] | None]:
+    """Wall time and WAL of REQUIRED_WRITES on a fresh clone, with the answer of the run on
+    answer_conn's database; the clone is then checked to hold what the run left (same counts).
+    None when the server refuses session_replication_role (not a superuser)."""
     clone = dbs.create(f"{dbs.prefix}_required", template=data.template)
     try:
         with psycopg.connect(dbs.dsn(clone), autocommit=True) as conn:
@@ -342,7 +366,7 @@ def run_required_writes(ctx, dbs: Databases, data: Dataset, answer_conn, verifie
                 conn.execute("SET session_replication_role = replica")
             except psycopg.Error as exc:
                 ctx.log(f"    required writes not measured: {exc.sqlstate} {str(exc).strip()}")
-                return None
+                return None, None
             conn.execute("RESET session_replication_role")
             conn.execute("CREATE SCHEMA bench_answer")
             for name, query in ANSWER.items():
@@ -353,12 +377,14 @@ def run_required_writes(ctx, dbs: Databases, data: Dataset, answer_conn, verifie
                         into.write(chunk)
                 conn.execute(f"ANALYZE bench_answer.{name}")
             dbs.checkpoint()
+            wal0 = dbs.wal()
             t0 = time.perf_counter()
             with conn.transaction():
                 conn.execute("SET LOCAL session_replication_role = replica")
                 for statement in REQUIRED_WRITES:
                     conn.execute(statement)
             seconds = time.perf_counter() - t0
+            wal = _wal_since(dbs, wal0)
             messages, _, keyed, _, in_tombstones, tombstones, identities = conn.execute(VERIFY).fetchone()
     finally:
         dbs.drop(clone)
@@ -367,7 +393,7 @@ def run_required_writes(ctx, dbs: Databases, data: Dataset, answer_conn, verifie
     if got != want or in_tombstones:
         raise RuntimeError(f"required writes left {got} ({in_tombstones} tombstones with messages), "
                            f"the convkey run {want}")
-    return seconds
+    return seconds, wal
 
 
 def verify(conn, data: Dataset, report: dict) -> dict[str, int]:
@@ -388,21 +414,26 @@ def verify(conn, data: Dataset, report: dict) -> dict[str, int]:
     return {"messages": messages, "live": live, "keyed": keyed, "tombstones": tombstones, "identities": identities}
 
 
-def run_floor(ctx, dbs: Databases, data: Dataset) -> tuple[float, float | None, int]:
+def run_floor(ctx, dbs: Databases, data: Dataset) -> tuple[float, float | None, int, tuple[int, int] | None]:
     clone = dbs.create(f"{dbs.prefix}_floor", template=data.template)
     try:
         with psycopg.connect(dbs.dsn(clone), autocommit=True) as conn:
             conn.execute("SELECT 1")
             dbs.checkpoint()
-            cpu0 = _server_cpu(ctx)
+            cpu0, wal0 = _server_cpu(ctx), dbs.wal()
             t0 = time.perf_counter()
             conn.execute(FLOOR_UPDATE)
             seconds = time.perf_counter() - t0
-            cpu1 = _server_cpu(ctx)
+            cpu1, wal = _server_cpu(ctx), _wal_since(dbs, wal0)
             keyed = conn.execute("SELECT count(canonical_key) FROM bench_backfill.floor_conversation").fetchone()[0]
     finally:
         dbs.drop(clone)
-    return seconds, None if cpu0 is None or cpu1 is None else cpu1 - cpu0, keyed
+    return seconds, None if cpu0 is None or cpu1 is None else cpu1 - cpu0, keyed, wal
+
+
+def _wal_since(dbs: Databases, before: tuple[int, int] | None) -> tuple[int, int] | None:
+    after = dbs.wal()
+    return None if before is None or after is None else (after[0] - before[0], after[1] - before[1])
 
 
 def _server_cpu(ctx) -> float | None:
@@ -422,24 +453,28 @@ def sizes(ctx) -> tuple[int, int, int]:
     return min(small, large), large, reps
 
 
-def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int) -> Point:
+def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int, configured: bool = False) -> Point:
+    """Every side at one size, side by side; configured: convkey and the floor only (the
+    configured pass), without the required writes."""
     point = Point(data)
     workers = workers_of(ctx)
-    sides = ["convkey", "serial", "floor"] if workers > 1 else ["convkey", "floor"]
+    sides = ["convkey", "serial", "floor"] if workers > 1 and not configured else ["convkey", "floor"]
     for rep in range(max(reps, floor_reps)):
         order = sides[rep % len(sides):] + sides[:rep % len(sides)]
         for side in order:
             if side == "convkey" and rep < reps:
-                point.convkey.append(run_convkey(ctx, dbs, data, workers))
+                point.convkey.append(run_convkey(ctx, dbs, data, workers, with_required=not configured))
             elif side == "serial" and rep < reps:
                 point.serial.append(run_convkey(ctx, dbs, data, 1))
             elif side == "floor" and rep < floor_reps:
-                seconds, cpu, point.floor_keyed = run_floor(ctx, dbs, data)
+                seconds, cpu, point.floor_keyed, wal = run_floor(ctx, dbs, data)
                 point.floor.append(seconds)
                 if cpu is not None:
                     point.floor_server_cpu.append(cpu)
+                if wal is not None:
+                    point.floor_wal.append(wal)
         done = point.convkey[-1] if rep < reps else None
-        ctx.log(f"    backfill {data.rows:,} rows rep {rep + 1}: "
+        ctx.log(f"    backfill {data.rows:,} rows{' (configured server)' if configured else ''} rep {rep + 1}: "
                 + (f"convkey {done.seconds:.1f}s (peak RSS {done.rss_mb:.0f} MB), " if done else "")
                 + (f"serial {point.serial[-1].seconds:.1f}s, " if done and point.serial else "")
                 + (f"required writes {done.required:.1f}s, " if done and done.required is not None else "")
@@ -455,13 +490,32 @@ def run(ctx) -> Section:
         migrate(dbs.dsn(base))
         dbs.freeze(base)
         points = []
+        configured = None
         for rows, reps in ((small, ctx.reps), (large, large_reps)) if small < large else ((large, large_reps),):
             data = build(ctx, dbs, base, rows)
             points.append(measure(ctx, dbs, data, reps, ctx.reps))
+            if rows == large:
+                configured = measure_configured(ctx, dbs, data, large_reps)
             dbs.drop(data.template)
     finally:
         dbs.drop_all()
-    return report(ctx, points, large_reps)
+    return report(ctx, points, large_reps, configured)
+
+
+def measure_configured(ctx, dbs: Databases, data: Dataset, reps: int) -> Point | None:
+    """The large size again, convkey and the floor side by side, on the server restarted with
+    CONFIGURED; then restarted with PostgreSQL's defaults. None on a --dsn server (no restart)."""
+    if not ctx.env.own_cluster:
+        return None
+    ctx.log(f"    restarting the server with {', '.join(f'{k}={v}' for k, v in CONFIGURED.items())}")
+    try:
+        ctx.env.restart_with({k: f"'{v}'" for k, v in CONFIGURED.items()})
+        got = {k: ctx.env.value(f"SHOW {k}") for k in CONFIGURED}
+        if got != CONFIGURED:
+            raise RuntimeError(f"the server restarted with {got}, not {CONFIGURED}")
+        return measure(ctx, dbs, data, reps, reps, configured=True)
+    finally:
+        ctx.env.restart_with({k: "DEFAULT" for k in CONFIGURED})
 
 
 def _serial_rows(points: list[Point]) -> list[list[str]]:
@@ -494,7 +548,36 @@ def _secs(values: list[float]) -> str:
     return f"{s.median:,.1f} ({s.min:,.1f}-{s.max:,.1f})"
 
 
-def report(ctx, points: list[Point], large_reps: int) -> Section:
+def _wal_text(point: Point, required: bool = True) -> tuple[str, str]:
+    """WAL MB and full-page images, medians: convkey / floor (/ required writes)."""
+    sides = [[r.wal for r in point.convkey], point.floor_wal]
+    if required:
+        sides.append([r.required_wal for r in point.convkey])
+    shown = [[w for w in side if w is not None] for side in sides]
+    shown = [side for side in shown if side]
+    return (" / ".join(f"{Summary([w[0] / 1e6 for w in side]).median:,.0f}" for side in shown),
+            " / ".join(f"{Summary([w[1] for w in side]).median:,.0f}" for side in shown))
+
+
+def _configured_table(big: Point, configured: Point, flag: str) -> Table:
+    """The large size at PostgreSQL's defaults and on the configured server, side by side."""
+    def rows_of(p: Point) -> list[str]:
+        conv = [r.seconds for r in p.convkey]
+        wal_mb, fpi = _wal_text(p, required=False)
+        return [_secs(conv), _secs(p.floor), _paired(conv, p.floor).ratio(),
+                _secs([r.phases.get("resolve", 0) for r in p.convkey]),
+                _secs([r.phases.get("merge", 0) for r in p.convkey]), wal_mb, fpi]
+    names = [f"convkey backfill --execute{flag}, wall s",
+             "floor, wall s", "convkey / floor, wall time", "  resolve phase, s", "  merge phase, s",
+             "WAL written, MB: convkey / floor", "  full-page images in it: convkey / floor"]
+    settings = ", ".join(f"{k}={v}" for k, v in CONFIGURED.items())
+    return Table([f"{big.data.rows:,} rows, median (min-max)", "PostgreSQL's defaults (the target's run)", settings],
+                 [[n, a, b] for n, a, b in zip(names, rows_of(big), rows_of(configured))],
+                 title="The same comparison on a server configured for the data (restarted with the settings, "
+                       "then back to the defaults)")
+
+
+def report(ctx, points: list[Point], large_reps: int, configured: Point | None = None) -> Section:
     heads = ["median (min-max)"] + [f"{p.data.rows:,} rows" for p in points]
     conv_s = {p.data.rows: [r.seconds for r in p.convkey] for p in points}
     flag = f" --workers {workers_of(ctx)}" if workers_of(ctx) > 1 else ""
@@ -520,12 +603,21 @@ def report(ctx, points: list[Point], large_reps: int) -> Section:
             ["  convkey / required writes, wall time"] + [ratios(conv_s[p.data.rows], _required(p)).ratio()
                                                            for p in points],
         ]
+    if all(_wal_text(p)[0] for p in points):
+        have_required = all(r.required_wal for p in points for r in p.convkey)
+        main_rows += [
+            ["WAL written, MB: convkey / floor" + (" / required writes" if have_required else "")]
+            + [_wal_text(p)[0] for p in points],
+            ["  full-page images in it"] + [_wal_text(p)[1] for p in points],
+        ]
     main_rows += [
         *_serial_rows(points),
         ["runner peak RSS, MB"] + [_mb([r.rss_mb for r in p.convkey]) for p in points],
         ["repetitions convkey / floor"] + [f"{len(p.convkey)} / {len(p.floor)}" for p in points],
     ]
     tables = [Table(heads, main_rows)]
+    if configured is not None:
+        tables.append(_configured_table(points[-1], configured, flag))
 
     big = points[-1]
     r0 = big.convkey[0].report
@@ -599,7 +691,16 @@ def report(ctx, points: list[Point], large_reps: int) -> Section:
         "the same result takes at least its time: floor / required writes is the ceiling of the target. "
         "The target reads \"convkey <= 4x the floor\", checked as floor / convkey >= 0.25; peak RSS "
         "< 300 MB as 300 MB / peak >= 1, and flat as the small size's peak / the large size's >= 0.67 (bounded "
-        "caches may fill in between; what grows with the rows shows as 10x). "
+        "caches may fill in between; what grows with the rows shows as 10x). WAL written: pg_stat_wal before "
+        "and after each side (the whole cluster; nothing else runs), with its full-page images: the first "
+        "change of a page after a checkpoint logs the whole page, so random writes under the default "
+        "checkpoint distance (max_wal_size 1GB) log many. "
+        + ("**Configured server**: at the large size only, the server is then restarted with "
+           + ", ".join(f"{k}={v}" for k, v in CONFIGURED.items())
+           + " (room for the 1.6 GB of messages and indexes the merges touch, and checkpoints far enough "
+             "apart), convkey and the floor run side by side as above, and the server is restarted with "
+             "PostgreSQL's defaults for the rest of the bench; the target is judged at the defaults. "
+           if configured is not None else "")
         + reps_text)
     section = Section(KEY, TITLE, text, tables, checks)
     if not checks[0].met:
@@ -618,7 +719,10 @@ def where_the_time_goes(point: Point) -> str:
             f"{run0.report['rows_read']:,} rows ({resolve / max(run0.report['rows_read'], 1) * 1e6:,.0f} us per row), "
             f"merge phase {merge:,.0f} s for {deferred:,} deferred rows ({set_based:,} merged set-based, a chunk "
             f"per transaction; the others one transaction each){per_row}; "
-            f"the runner itself used {run0.cpu:,.0f} s of CPU.")
+            f"the runner itself used {run0.cpu:,.0f} s of CPU"
+            + (f"; the run wrote {run0.wal[0] / 1e6:,.0f} MB of WAL, {run0.wal[1]:,} full-page images "
+               f"(the floor {point.floor_wal[0][0] / 1e6:,.0f} MB, {point.floor_wal[0][1]:,})"
+               if run0.wal and point.floor_wal else "") + ".")
 
 
 def _required(point: Point) -> list[float]:
