@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON (no progress bar)")
     p.add_argument("--workers", type=int, default=1,
                    help="connections each phase runs on at once with --execute (default 1: rows resolve and "
-                        "merge in id order, exactly as the dry run printed; 2 took 0.68x the time on 2 cores, see README)")
+                        "merge in id order, exactly as the dry run printed; 2 took 0.71x the time on 2 cores, see README)")
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("ingest", help="replay Baileys messages or convkey events (JSON Lines) into the database")
