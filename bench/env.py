@@ -125,8 +125,8 @@ class BenchEnv:
         info = machine()
         info["postgresql"] = self.value("SELECT version()")
         settings = dict(self.sql(
-            "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s)",
-            (["fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "wal_sync_method",
+            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
+            (["fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "max_wal_size", "wal_sync_method",
               "max_connections"],)))
         info["server settings"] = ", ".join(f"{k}={settings[k]}" for k in sorted(settings))
         info["server"] = "own throwaway cluster (EmbeddedCluster in mkdtemp)" if self.own_cluster else "--dsn server"
