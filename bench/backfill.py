@@ -35,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -321,20 +323,17 @@ def build(ctx, dbs: Databases, base: str, rows: int) -> Dataset:
     return data
 
 
-def run_convkey(ctx, dbs: Databases, data: Dataset, workers: int, with_required: bool = True) -> Run:
+def run_convkey(ctx, dbs: Databases, data: Dataset, workers: int, required: bool = False) -> Run:
+    """One convkey run on a clone; required: also the required writes of its answer."""
     clone = dbs.create(f"{dbs.prefix}_run", template=data.template)
     try:
-        dbs.checkpoint()
-        cpu0, wal0 = _server_cpu(ctx), dbs.wal()
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            t0 = time.perf_counter()
-            proc = subprocess.Popen(convkey_command() + ["backfill", "--execute", "--json", "--workers",
-                                                         str(workers), "--dsn", dbs.dsn(clone)],
-                                    stdout=out, stderr=err)
-            _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: peak RSS and CPU
-            seconds = time.perf_counter() - t0
+            with _metered(ctx, dbs) as meter:
+                proc = subprocess.Popen(convkey_command() + ["backfill", "--execute", "--json", "--workers",
+                                                             str(workers), "--dsn", dbs.dsn(clone)],
+                                        stdout=out, stderr=err)
+                _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: peak RSS and CPU
             proc.returncode = os.waitstatus_to_exitcode(status)
-            cpu1, wal = _server_cpu(ctx), _wal_since(dbs, wal0)
             out.seek(0)
             err.seek(0)
             stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
@@ -344,18 +343,15 @@ def run_convkey(ctx, dbs: Databases, data: Dataset, workers: int, with_required:
         with psycopg.connect(dbs.dsn(clone), autocommit=True) as conn:
             phases = {p: float(s) for p, s in conn.execute(PHASES).fetchall() if s is not None}
             verified = verify(conn, data, report)
-            # the answer is the same for every worker count: its required writes are measured once per rep
-            required, required_wal = (run_required_writes(ctx, dbs, data, conn, verified)
-                                      if with_required and workers == workers_of(ctx) else (None, None))
+            writes = run_required_writes(ctx, dbs, data, conn, verified) if required else None
     finally:
         dbs.drop(clone)
-    return Run(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
-               None if cpu0 is None or cpu1 is None else cpu1 - cpu0, phases, report, verified, required,
-               wal, required_wal)
+    return Run(meter.seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, meter.cpu, phases, report,
+               verified, None if writes is None else writes.seconds, meter.wal,
+               None if writes is None else writes.wal)
 
 
-def run_required_writes(ctx, dbs: Databases, data: Dataset, answer_conn,
-                        verified: dict[str, int]) -> tuple[float | None, tuple[int, int] | None]:
+def run_required_writes(ctx, dbs: Databases, data: Dataset, answer_conn, verified: dict[str, int]) -> Meter | None:
     """Wall time and WAL of REQUIRED_WRITES on a fresh clone, with the answer of the run on
     answer_conn's database; the clone is then checked to hold what the run left (same counts).
     None when the server refuses session_replication_role (not a superuser)."""
@@ -366,7 +362,7 @@ def run_required_writes(ctx, dbs: Databases, data: Dataset, answer_conn,
                 conn.execute("SET session_replication_role = replica")
             except psycopg.Error as exc:
                 ctx.log(f"    required writes not measured: {exc.sqlstate} {str(exc).strip()}")
-                return None, None
+                return None
             conn.execute("RESET session_replication_role")
             conn.execute("CREATE SCHEMA bench_answer")
             for name, query in ANSWER.items():
@@ -376,15 +372,10 @@ def run_required_writes(ctx, dbs: Databases, data: Dataset, answer_conn,
                     for chunk in out:
                         into.write(chunk)
                 conn.execute(f"ANALYZE bench_answer.{name}")
-            dbs.checkpoint()
-            wal0 = dbs.wal()
-            t0 = time.perf_counter()
-            with conn.transaction():
+            with _metered(ctx, dbs) as meter, conn.transaction():
                 conn.execute("SET LOCAL session_replication_role = replica")
                 for statement in REQUIRED_WRITES:
                     conn.execute(statement)
-            seconds = time.perf_counter() - t0
-            wal = _wal_since(dbs, wal0)
             messages, _, keyed, _, in_tombstones, tombstones, identities = conn.execute(VERIFY).fetchone()
     finally:
         dbs.drop(clone)
@@ -393,7 +384,7 @@ def run_required_writes(ctx, dbs: Databases, data: Dataset, answer_conn,
     if got != want or in_tombstones:
         raise RuntimeError(f"required writes left {got} ({in_tombstones} tombstones with messages), "
                            f"the convkey run {want}")
-    return seconds, wal
+    return meter
 
 
 def verify(conn, data: Dataset, report: dict) -> dict[str, int]:
@@ -414,26 +405,41 @@ def verify(conn, data: Dataset, report: dict) -> dict[str, int]:
     return {"messages": messages, "live": live, "keyed": keyed, "tombstones": tombstones, "identities": identities}
 
 
-def run_floor(ctx, dbs: Databases, data: Dataset) -> tuple[float, float | None, int, tuple[int, int] | None]:
+def run_floor(ctx, dbs: Databases, data: Dataset) -> tuple[Meter, int]:
+    """The floor on a clone: its meter and the rows it keyed."""
     clone = dbs.create(f"{dbs.prefix}_floor", template=data.template)
     try:
         with psycopg.connect(dbs.dsn(clone), autocommit=True) as conn:
             conn.execute("SELECT 1")
-            dbs.checkpoint()
-            cpu0, wal0 = _server_cpu(ctx), dbs.wal()
-            t0 = time.perf_counter()
-            conn.execute(FLOOR_UPDATE)
-            seconds = time.perf_counter() - t0
-            cpu1, wal = _server_cpu(ctx), _wal_since(dbs, wal0)
+            with _metered(ctx, dbs) as meter:
+                conn.execute(FLOOR_UPDATE)
             keyed = conn.execute("SELECT count(canonical_key) FROM bench_backfill.floor_conversation").fetchone()[0]
     finally:
         dbs.drop(clone)
-    return seconds, None if cpu0 is None or cpu1 is None else cpu1 - cpu0, keyed, wal
+    return meter, keyed
 
 
-def _wal_since(dbs: Databases, before: tuple[int, int] | None) -> tuple[int, int] | None:
-    after = dbs.wal()
-    return None if before is None or after is None else (after[0] - before[0], after[1] - before[1])
+@dataclass
+class Meter:
+    """What one side cost: wall s, server CPU s and WAL (bytes, full-page images); None: unreadable."""
+
+    seconds: float = 0.0
+    cpu: float | None = None
+    wal: tuple[int, int] | None = None
+
+
+@contextmanager
+def _metered(ctx, dbs: Databases) -> Iterator[Meter]:
+    """Meters the block, after a CHECKPOINT (so no side pays for the writes of the one before)."""
+    dbs.checkpoint()
+    meter = Meter()
+    cpu0, wal0 = _server_cpu(ctx), dbs.wal()
+    t0 = time.perf_counter()
+    yield meter
+    meter.seconds = time.perf_counter() - t0
+    cpu1, wal1 = _server_cpu(ctx), dbs.wal()
+    meter.cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    meter.wal = None if wal0 is None or wal1 is None else (wal1[0] - wal0[0], wal1[1] - wal0[1])
 
 
 def _server_cpu(ctx) -> float | None:
@@ -463,16 +469,17 @@ def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int, conf
         order = sides[rep % len(sides):] + sides[:rep % len(sides)]
         for side in order:
             if side == "convkey" and rep < reps:
-                point.convkey.append(run_convkey(ctx, dbs, data, workers, with_required=not configured))
+                # the answer is the same for every worker count: its required writes are measured once a rep
+                point.convkey.append(run_convkey(ctx, dbs, data, workers, required=not configured))
             elif side == "serial" and rep < reps:
                 point.serial.append(run_convkey(ctx, dbs, data, 1))
             elif side == "floor" and rep < floor_reps:
-                seconds, cpu, point.floor_keyed, wal = run_floor(ctx, dbs, data)
-                point.floor.append(seconds)
-                if cpu is not None:
-                    point.floor_server_cpu.append(cpu)
-                if wal is not None:
-                    point.floor_wal.append(wal)
+                meter, point.floor_keyed = run_floor(ctx, dbs, data)
+                point.floor.append(meter.seconds)
+                if meter.cpu is not None:
+                    point.floor_server_cpu.append(meter.cpu)
+                if meter.wal is not None:
+                    point.floor_wal.append(meter.wal)
         done = point.convkey[-1] if rep < reps else None
         ctx.log(f"    backfill {data.rows:,} rows{' (configured server)' if configured else ''} rep {rep + 1}: "
                 + (f"convkey {done.seconds:.1f}s (peak RSS {done.rss_mb:.0f} MB), " if done else "")
