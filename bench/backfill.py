@@ -555,28 +555,30 @@ def _secs(values: list[float]) -> str:
     return f"{s.median:,.1f} ({s.min:,.1f}-{s.max:,.1f})"
 
 
-def _wal_text(point: Point, required: bool = True) -> tuple[str, str]:
-    """WAL MB and full-page images, medians: convkey / floor (/ required writes)."""
-    sides = [[r.wal for r in point.convkey], point.floor_wal]
+def _wal_text(point: Point, required: bool = True) -> tuple[str, str, str]:
+    """The sides whose WAL every run measured ("convkey / floor / required writes", or fewer), and
+    their medians of WAL MB and of full-page images, in the same form ("" each: none measured)."""
+    sides = {"convkey": [r.wal for r in point.convkey], "floor": point.floor_wal}
     if required:
-        sides.append([r.required_wal for r in point.convkey])
-    shown = [[w for w in side if w is not None] for side in sides]
-    shown = [side for side in shown if side]
-    return (" / ".join(f"{Summary([w[0] / 1e6 for w in side]).median:,.0f}" for side in shown),
-            " / ".join(f"{Summary([w[1] for w in side]).median:,.0f}" for side in shown))
+        sides["required writes"] = [r.required_wal for r in point.convkey]
+    shown = {name: wals for name, wals in sides.items() if wals and None not in wals}
+    return (" / ".join(shown),
+            " / ".join(f"{Summary([w[0] / 1e6 for w in wals]).median:,.0f}" for wals in shown.values()),
+            " / ".join(f"{Summary([w[1] for w in wals]).median:,.0f}" for wals in shown.values()))
 
 
 def _configured_table(big: Point, configured: Point, flag: str) -> Table:
     """The large size at PostgreSQL's defaults and on the configured server, side by side."""
     def rows_of(p: Point) -> list[str]:
         conv = [r.seconds for r in p.convkey]
-        wal_mb, fpi = _wal_text(p, required=False)
+        _, wal_mb, fpi = _wal_text(p, required=False)
         return [_secs(conv), _secs(p.floor), _paired(conv, p.floor).ratio(),
                 _secs([r.phases.get("resolve", 0) for r in p.convkey]),
                 _secs([r.phases.get("merge", 0) for r in p.convkey]), wal_mb, fpi]
     names = [f"convkey backfill --execute{flag}, wall s",
              "floor, wall s", "convkey / floor, wall time", "  resolve phase, s", "  merge phase, s",
-             "WAL written, MB: convkey / floor", "  full-page images in it: convkey / floor"]
+             f"WAL written, MB: {_wal_text(big, required=False)[0]}",
+             f"  full-page images in it: {_wal_text(big, required=False)[0]}"]
     settings = ", ".join(f"{k}={v}" for k, v in CONFIGURED.items())
     return Table([f"{big.data.rows:,} rows, median (min-max)", "PostgreSQL's defaults (the target's run)", settings],
                  [[n, a, b] for n, a, b in zip(names, rows_of(big), rows_of(configured))],
@@ -610,12 +612,11 @@ def report(ctx, points: list[Point], large_reps: int, configured: Point | None =
             ["  convkey / required writes, wall time"] + [ratios(conv_s[p.data.rows], _required(p)).ratio()
                                                            for p in points],
         ]
-    if all(_wal_text(p)[0] for p in points):
-        have_required = all(r.required_wal for p in points for r in p.convkey)
+    wal = [_wal_text(p) for p in points]
+    if wal[0][0] and all(w[0] == wal[0][0] for w in wal):
         main_rows += [
-            ["WAL written, MB: convkey / floor" + (" / required writes" if have_required else "")]
-            + [_wal_text(p)[0] for p in points],
-            ["  full-page images in it"] + [_wal_text(p)[1] for p in points],
+            [f"WAL written, MB: {wal[0][0]}"] + [w[1] for w in wal],
+            ["  full-page images in it"] + [w[2] for w in wal],
         ]
     main_rows += [
         *_serial_rows(points),
