@@ -21,7 +21,10 @@ so each starts from identical data:
   run's clone): no grammar, no resolution, no batches, no triggers or foreign-key checks. Any
   backfill that leaves the same result writes at least this much, so floor / required writes is
   the best ratio any implementation can reach: the ceiling of the target.
-- WAL: every side's WAL bytes and full-page images (pg_stat_wal before and after).
+- WAL: every side's WAL bytes and full-page images (pg_stat_wal before and after). The floor and
+  the required writes set the wal_compression that `convkey backfill` sets for its own sessions
+  (lz4 when the server does not compress and the role may: convkey.backfill.wal_compression_for),
+  so that all sides write their full-page images alike.
 - configured server (own cluster only): at the large size, convkey and the floor again, side by
   side, after a restart with CONFIGURED (a buffer cache and a checkpoint distance sized for the
   data), then a restart back to the defaults. The target is judged at PostgreSQL's defaults.
@@ -42,6 +45,7 @@ from pathlib import Path
 
 import psycopg
 
+from convkey.backfill import wal_compression_for
 from convkey.migrate import migrate
 
 from bench.env import SQL_DIR
@@ -364,6 +368,7 @@ def run_required_writes(ctx, dbs: Databases, data: Dataset, answer_conn, verifie
                 ctx.log(f"    required writes not measured: {exc.sqlstate} {str(exc).strip()}")
                 return None
             conn.execute("RESET session_replication_role")
+            _compress_like_convkey(conn)
             conn.execute("CREATE SCHEMA bench_answer")
             for name, query in ANSWER.items():
                 conn.execute(f"CREATE UNLOGGED TABLE bench_answer.{name} AS {query} WITH NO DATA")
@@ -410,13 +415,21 @@ def run_floor(ctx, dbs: Databases, data: Dataset) -> tuple[Meter, int]:
     clone = dbs.create(f"{dbs.prefix}_floor", template=data.template)
     try:
         with psycopg.connect(dbs.dsn(clone), autocommit=True) as conn:
-            conn.execute("SELECT 1")
+            _compress_like_convkey(conn)
             with _metered(ctx, dbs) as meter:
                 conn.execute(FLOOR_UPDATE)
             keyed = conn.execute("SELECT count(canonical_key) FROM bench_backfill.floor_conversation").fetchone()[0]
     finally:
         dbs.drop(clone)
     return meter, keyed
+
+
+def _compress_like_convkey(conn: psycopg.Connection) -> None:
+    """The wal_compression `convkey backfill` sets for its sessions (the same decision on the same
+    server), so that every side writes its full-page images alike."""
+    method = wal_compression_for(conn, "auto")
+    if method:
+        conn.execute("SELECT set_config('wal_compression', %s, false)", (method,))
 
 
 @dataclass
@@ -703,6 +716,9 @@ def report(ctx, points: list[Point], large_reps: int, configured: Point | None =
         "and after each side (the whole cluster; nothing else runs), with its full-page images: the first "
         "change of a page after a checkpoint logs the whole page, so random writes under the default "
         "checkpoint distance (max_wal_size 1GB) log many. "
+        f"wal_compression: {r0.get('wal_compression') or 'the server setting'} in every side's sessions (convkey "
+        "backfill sets lz4 for its own sessions when the server does not compress and the role may; the floor "
+        "and the required writes set the same). "
         + ("**Configured server**: at the large size only, the server is then restarted with "
            + ", ".join(f"{k}={v}" for k, v in CONFIGURED.items())
            + " (room for the 1.6 GB of messages and indexes the merges touch, and checkpoints far enough "

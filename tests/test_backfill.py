@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from conftest import read_vectors, table_checksums
 from convkey.backfill import (LANE_ROWS, MERGE_CHUNK, Backfill, candidates_literal, derive_identities, lane_rows,
-                              normalize_batch, run_backfill)
+                              _connect, normalize_batch, run_backfill, wal_compression_for)
+from convkey.errors import InvalidIdentifier
 from convkey.progress import Progress
 from legacy import check_one_conversation_per_person, forms, generate
 
@@ -612,3 +613,64 @@ def test_parallel_batches_fit_the_servers_lock_table(db_dsn):
 def test_workers_must_be_positive(db_dsn):
     res = cli(db_dsn, "--execute", "--workers", "0")
     assert res.returncode == 2 and "workers must be at least 1" in res.stderr
+
+
+def _has_lz4(conn):
+    sql = "SELECT 'lz4' = ANY (enumvals) AS lz4 FROM pg_settings WHERE name = 'wal_compression'"
+    return conn.cursor(row_factory=dict_row).execute(sql).fetchone()["lz4"]
+
+
+def test_every_session_of_a_run_compresses_its_wal_with_lz4_by_default(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        generate(conn, 60)
+        want = "lz4" if _has_lz4(conn) else None
+        assert conn.execute("SHOW wal_compression").fetchone()[0] == "off"  # the server's default
+    report = run_backfill(db_dsn, execute=True, workers=2)
+    assert report.wal_compression == want
+    assert report.as_dict()["wal_compression"] == want and "wal_compression" not in report.plan()
+    # the setting is the session's: what every connection of the run (lanes included) is opened with
+    with _connect(db_dsn, "t", execute=True, wal_compression="pglz") as conn:
+        assert conn.execute("SHOW wal_compression").fetchone()["wal_compression"] == "pglz"
+    with psycopg.connect(db_dsn) as conn:
+        assert conn.execute("SHOW wal_compression").fetchone()[0] == "off"
+
+
+def test_auto_leaves_a_server_that_compresses_and_a_role_that_may_not(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        dbname = conn.info.dbname
+        conn.execute(f'ALTER DATABASE "{dbname}" SET wal_compression = pglz')
+    with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
+        assert wal_compression_for(conn, "auto") is None  # the server's (here the database's) pglz stays
+        assert wal_compression_for(conn, "off") is None
+        assert wal_compression_for(conn, "zstd") == "zstd"  # asked for by name
+        conn.execute(f'ALTER DATABASE "{dbname}" RESET wal_compression')
+    role = f"ck_walc_{os.getpid()}"
+    with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
+        conn.execute(f"CREATE ROLE {role} NOLOGIN")
+        try:
+            conn.execute(f"SET ROLE {role}")
+            assert wal_compression_for(conn, "auto") is None  # may not SET it: left alone, no error
+            with pytest.raises(psycopg.Error) as exc:
+                conn.execute("SELECT set_config('wal_compression', 'lz4', false)")
+            assert exc.value.sqlstate == "42501"
+            conn.execute("RESET ROLE")
+            conn.execute(f"GRANT SET ON PARAMETER wal_compression TO {role}")  # what a DBA grants
+            conn.execute(f"SET ROLE {role}")
+            assert wal_compression_for(conn, "auto") == ("lz4" if _has_lz4(conn) else None)
+        finally:
+            conn.execute("RESET ROLE")
+            conn.execute(f"REVOKE SET ON PARAMETER wal_compression FROM {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
+def test_an_unknown_wal_compression_is_refused_before_anything_is_written(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        generate(conn, 30)
+        before = data_checksums(conn)
+    with pytest.raises(InvalidIdentifier) as exc:
+        run_backfill(db_dsn, execute=True, wal_compression="fast")
+    assert exc.value.sqlstate == "22023" and "wal_compression" in str(exc.value)
+    res = cli(db_dsn, "--execute", "--wal-compression", "fast")
+    assert res.returncode == 2 and "wal_compression must be one of auto, off, pglz, lz4, zstd" in res.stderr
+    with psycopg.connect(db_dsn) as conn:
+        assert data_checksums(conn) == before

@@ -97,6 +97,7 @@ class Report:
     unresolvable: list[dict[str, Any]] = field(default_factory=list)
     retries: int = 0
     workers: int = 1  # connections each phase ran on
+    wal_compression: str | None = None  # the method this run's sessions set, None: the server's setting
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -116,13 +117,14 @@ class Report:
             "unresolvable_sample": self.unresolvable,
             "retries": self.retries,
             "workers": self.workers,
+            "wal_compression": self.wal_compression,
             "seconds": round(self.seconds, 3),
         }
 
     def plan(self) -> dict[str, Any]:
         """What the run does to the data, without timings: a dry run's equals the execute's."""
         d = self.as_dict()
-        for k in ("mode", "retries", "workers", "seconds"):
+        for k in ("mode", "retries", "workers", "wal_compression", "seconds"):
             d.pop(k)
         return d
 
@@ -456,20 +458,47 @@ class Backfill:
         return self.report
 
 
-def _connect(dsn: str, name: str, *, execute: bool) -> psycopg.Connection:
+WAL_COMPRESSION = ("auto", "off", "pglz", "lz4", "zstd")  # --wal-compression
+
+
+def wal_compression_for(conn: psycopg.Connection, wanted: str) -> str | None:
+    """The ``wal_compression`` this run's sessions set, or None to leave the server's.
+
+    The merge phase changes pages all over the message table and its indexes, so most of the
+    WAL it writes is full-page images (README, *Server settings for a large backfill*);
+    compressing them is a session setting. ``auto`` sets lz4 when the server does not compress
+    already, the role may set the parameter (a superuser, or ``GRANT SET ON PARAMETER
+    wal_compression``) and the server was built with lz4; otherwise it leaves the server's
+    setting. ``off`` leaves it; a method name sets that one (the server refuses a method it
+    lacks, 22023, or a role without the right, 42501)."""
+    if wanted not in WAL_COMPRESSION:
+        raise InvalidIdentifier(f"wal_compression must be one of {', '.join(WAL_COMPRESSION)}, not {wanted!r}")
+    if wanted == "off":
+        return None
+    if wanted != "auto":
+        return wanted
+    row = conn.cursor(row_factory=dict_row).execute(queries.get("backfill_wal_compression")).fetchone()
+    if row["current"] == "off" and row["may_set"] and row["has_lz4"]:
+        return "lz4"
+    return None
+
+
+def _connect(dsn: str, name: str, *, execute: bool, wal_compression: str | None = None) -> psycopg.Connection:
     conn = psycopg.connect(dsn, autocommit=execute, row_factory=dict_row, application_name=name)
     conn.execute("SET lock_timeout = '2s'")
     conn.execute("SET statement_timeout = '10min'")
     if execute:
         # each batch is re-runnable: a crash loses at most the last batches, never correctness
         conn.execute("SET synchronous_commit = off")
+    if wal_compression:
+        conn.execute(queries.get("set_wal_compression"), {"method": wal_compression})
     return conn
 
 
 def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = None, batch_size: int = 10000,
                  default_region: str = "IL", skip_backfill: bool = False, skip_merge: bool = False,
                  progress: Progress | None = None, simple_merge: bool = True, derive_ahead: bool = True,
-                 workers: int = 1) -> Report:
+                 workers: int = 1, wal_compression: str = "auto") -> Report:
     """Run (or dry-run) the backfill; raises on errors that are not the data's fault.
 
     ``simple_merge=False`` sends every waiting row through the per-row resolver (the reference
@@ -480,6 +509,7 @@ def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = N
     every row in id order, exactly as the dry run printed (a dry run, one transaction, always
     runs on one). More resolve batches side by side and run lanes of the waiting rows side by
     side: see ``Backfill._resolve_batches`` and ``Backfill._merge_lanes``.
+    ``wal_compression``: see ``wal_compression_for``; the report names the method set.
     """
     if batch_size < 1:
         raise InvalidIdentifier("batch_size must be at least 1")
@@ -487,6 +517,10 @@ def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = N
         raise InvalidIdentifier("workers must be at least 1")
     progress = progress or Progress(enabled=False)
     with _connect(dsn, "convkey-backfill", execute=execute) as conn:
+        method = wal_compression_for(conn, wal_compression)
+        if method:
+            conn.execute(queries.get("set_wal_compression"), {"method": method})
+            logger.info("wal_compression = %s for this run's sessions", method)
         scope = business_id or 0
         locked = conn.execute(queries.get("backfill_try_lock"), {"scope": scope}).fetchone()["locked"]
         if not locked:
@@ -496,7 +530,8 @@ def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = N
                            region=default_region, do_resolve=not skip_backfill, do_merge=not skip_merge,
                            progress=progress, simple_merge=simple_merge, derive_ahead=derive_ahead,
                            workers=workers,
-                           connect=lambda name: _connect(dsn, name, execute=execute))
+                           connect=lambda name: _connect(dsn, name, execute=execute, wal_compression=method))
+            job.report.wal_compression = method
             report = job.run()
         finally:
             if not execute:
@@ -536,7 +571,8 @@ def print_report(report: Report, out: TextIO = sys.stdout, as_json: bool = False
     for u in d["unresolvable_sample"]:
         w(f"    business {u['business_id']} conversation {u['conversation_id']}: {u['reason']} "
           f"(customer_wa_id {u['customer_wa_id']}, phone {u['phone_e164']})\n")
-    w(f"  retries: {d['retries']}, {d['seconds']} s\n")
+    w(f"  retries: {d['retries']}, {d['seconds']} s"
+      f"{', wal_compression ' + d['wal_compression'] if d['wal_compression'] else ''}\n")
 
 
 def exit_code(report: Report) -> int:

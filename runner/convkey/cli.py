@@ -140,7 +140,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     report = run_backfill(
         resolve_dsn(args.dsn), execute=args.execute, business_id=args.business_id, batch_size=args.batch_size,
         default_region=args.default_region, skip_backfill=args.skip_backfill, skip_merge=args.skip_merge,
-        progress=Progress(enabled=not args.json), workers=args.workers,
+        progress=Progress(enabled=not args.json), workers=args.workers, wal_compression=args.wal_compression,
     )
     print_report(report, as_json=args.json)
     return exit_code(report)
@@ -233,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1,
                    help="connections each phase runs on at once with --execute (default 1: rows resolve and "
                         "merge in id order, exactly as the dry run printed; 2 took 0.71x the time on 2 cores, see README)")
+    p.add_argument("--wal-compression", default="auto", metavar="auto|off|pglz|lz4|zstd",
+                   help="compress the full-page images this run's sessions write to WAL (default auto: lz4 when the "
+                        "server does not compress and the role may set it; off: leave the server's setting; see README)")
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("ingest", help="replay Baileys messages or convkey events (JSON Lines) into the database")

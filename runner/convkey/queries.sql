@@ -65,6 +65,18 @@ SELECT pg_advisory_unlock(hashtextextended('convkey:backfill-run:' || %(scope)s:
 SELECT current_setting('max_locks_per_transaction')::int
        * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int) AS slots
 
+-- backfill_wal_compression --
+-- Whether this session may compress the full-page images it writes to WAL, and with lz4: the
+-- server's setting, the role's right to SET it (a superuser, or GRANT SET ON PARAMETER), and the
+-- methods this server was built with.
+SELECT current_setting('wal_compression') AS current,
+       has_parameter_privilege('wal_compression', 'SET') AS may_set,
+       'lz4' = ANY (enumvals) AS has_lz4
+  FROM pg_settings WHERE name = 'wal_compression'
+
+-- set_wal_compression --
+SELECT set_config('wal_compression', %(method)s, false)
+
 -- backfill_cursor --
 SELECT last_business_id, last_id, finished_at FROM convkey.backfill_cursor
  WHERE business_id = %(scope)s AND phase = %(phase)s
