@@ -218,6 +218,8 @@ class Point:
     data: Dataset
     convkey: list[Run] = field(default_factory=list)
     serial: list[Run] = field(default_factory=list)  # --workers 1 (the default), when convkey ran with more
+    # --wal-compression off (the server's setting), when convkey's sessions compress their WAL
+    uncompressed: list[Run] = field(default_factory=list)
     floor: list[float] = field(default_factory=list)
     floor_server_cpu: list[float] = field(default_factory=list)
     floor_wal: list[tuple[int, int]] = field(default_factory=list)
@@ -327,14 +329,16 @@ def build(ctx, dbs: Databases, base: str, rows: int) -> Dataset:
     return data
 
 
-def run_convkey(ctx, dbs: Databases, data: Dataset, workers: int, required: bool = False) -> Run:
-    """One convkey run on a clone; required: also the required writes of its answer."""
+def run_convkey(ctx, dbs: Databases, data: Dataset, workers: int, required: bool = False,
+                extra: tuple[str, ...] = ()) -> Run:
+    """One convkey run on a clone; required: also the required writes of its answer; extra: more
+    arguments for `convkey backfill`."""
     clone = dbs.create(f"{dbs.prefix}_run", template=data.template)
     try:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             with _metered(ctx, dbs) as meter:
                 proc = subprocess.Popen(convkey_command() + ["backfill", "--execute", "--json", "--workers",
-                                                             str(workers), "--dsn", dbs.dsn(clone)],
+                                                             str(workers), "--dsn", dbs.dsn(clone), *extra],
                                         stdout=out, stderr=err)
                 _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: peak RSS and CPU
             proc.returncode = os.waitstatus_to_exitcode(status)
@@ -472,12 +476,16 @@ def sizes(ctx) -> tuple[int, int, int]:
     return min(small, large), large, reps
 
 
-def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int, configured: bool = False) -> Point:
+def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int, configured: bool = False,
+            compressed: bool = False) -> Point:
     """Every side at one size, side by side; configured: convkey and the floor only (the
-    configured pass), without the required writes."""
+    configured pass), without the required writes; compressed: convkey compresses its WAL, so
+    it also runs with --wal-compression off."""
     point = Point(data)
     workers = workers_of(ctx)
     sides = ["convkey", "serial", "floor"] if workers > 1 and not configured else ["convkey", "floor"]
+    if compressed and not configured:
+        sides.insert(1, "uncompressed")
     for rep in range(max(reps, floor_reps)):
         order = sides[rep % len(sides):] + sides[:rep % len(sides)]
         for side in order:
@@ -486,6 +494,8 @@ def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int, conf
                 point.convkey.append(run_convkey(ctx, dbs, data, workers, required=not configured))
             elif side == "serial" and rep < reps:
                 point.serial.append(run_convkey(ctx, dbs, data, 1))
+            elif side == "uncompressed" and rep < reps:
+                point.uncompressed.append(run_convkey(ctx, dbs, data, workers, extra=("--wal-compression", "off")))
             elif side == "floor" and rep < floor_reps:
                 meter, point.floor_keyed = run_floor(ctx, dbs, data)
                 point.floor.append(meter.seconds)
@@ -497,6 +507,7 @@ def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int, conf
         ctx.log(f"    backfill {data.rows:,} rows{' (configured server)' if configured else ''} rep {rep + 1}: "
                 + (f"convkey {done.seconds:.1f}s (peak RSS {done.rss_mb:.0f} MB), " if done else "")
                 + (f"serial {point.serial[-1].seconds:.1f}s, " if done and point.serial else "")
+                + (f"uncompressed {point.uncompressed[-1].seconds:.1f}s, " if done and point.uncompressed else "")
                 + (f"required writes {done.required:.1f}s, " if done and done.required is not None else "")
                 + (f"floor {point.floor[-1]:.1f}s" if rep < floor_reps else ""))
     return point
@@ -511,9 +522,11 @@ def run(ctx) -> Section:
         dbs.freeze(base)
         points = []
         configured = None
+        with psycopg.connect(dbs.admin_dsn) as conn:
+            compressed = wal_compression_for(conn, "auto") is not None
         for rows, reps in ((small, ctx.reps), (large, large_reps)) if small < large else ((large, large_reps),):
             data = build(ctx, dbs, base, rows)
-            points.append(measure(ctx, dbs, data, reps, ctx.reps))
+            points.append(measure(ctx, dbs, data, reps, ctx.reps, compressed=compressed))
             if rows == large:
                 configured = measure_configured(ctx, dbs, data, large_reps)
             dbs.drop(data.template)
@@ -555,6 +568,31 @@ def _serial_rows(points: list[Point]) -> list[list[str]]:
                            [r.phases.get("resolve", 0) for r in p.serial]).ratio()
            + "; " + ratios([r.phases.get("merge", 0) for r in p.convkey],
                            [r.phases.get("merge", 0) for r in p.serial]).ratio() + ")" for p in points],
+    ]
+
+
+def _uncompressed_rows(points: list[Point], flag: str) -> list[list[str]]:
+    """convkey with --wal-compression off, side by side with convkey's default: what compressing
+    the run's own full-page images saves."""
+    if not all(p.uncompressed for p in points):
+        return []
+    def wal(runs: list[Run]) -> str:
+        if any(r.wal is None for r in runs):
+            return "not measured"
+        return (f"{Summary([r.wal[0] / 1e6 for r in runs]).median:,.0f} / "
+                f"{Summary([r.wal[1] for r in runs]).median:,.0f}")
+    return [
+        [f"convkey backfill --execute{flag} --wal-compression off (the server's setting), wall s"]
+        + [_secs([r.seconds for r in p.uncompressed]) for p in points],
+        ["  its merge phase, s"] + [_secs([r.phases.get("merge", 0) for r in p.uncompressed]) for p in points],
+        ["  its WAL, MB / full-page images (convkey's default in parentheses)"]
+        + [f"{wal(p.uncompressed)} ({wal(p.convkey)})" for p in points],
+        ["  uncompressed / floor, wall time"] + [_paired([r.seconds for r in p.uncompressed], p.floor).ratio()
+                                                  for p in points],
+        ["  convkey / uncompressed, wall time (merge phase)"]
+        + [ratios([r.seconds for r in p.convkey], [r.seconds for r in p.uncompressed]).ratio()
+           + " (" + ratios([r.phases.get("merge", 0) for r in p.convkey],
+                           [r.phases.get("merge", 0) for r in p.uncompressed]).ratio() + ")" for p in points],
     ]
 
 
@@ -633,6 +671,7 @@ def report(ctx, points: list[Point], large_reps: int, configured: Point | None =
         ]
     main_rows += [
         *_serial_rows(points),
+        *_uncompressed_rows(points, flag),
         ["runner peak RSS, MB"] + [_mb([r.rss_mb for r in p.convkey]) for p in points],
         ["repetitions convkey / floor"] + [f"{len(p.convkey)} / {len(p.floor)}" for p in points],
     ]
@@ -718,7 +757,8 @@ def report(ctx, points: list[Point], large_reps: int, configured: Point | None =
         "checkpoint distance (max_wal_size 1GB) log many. "
         f"wal_compression: {r0.get('wal_compression') or 'the server setting'} in every side's sessions (convkey "
         "backfill sets lz4 for its own sessions when the server does not compress and the role may; the floor "
-        "and the required writes set the same). "
+        "and the required writes set the same). **uncompressed** (when convkey's sessions compress): the "
+        "convkey command with --wal-compression off, in every repetition, side by side, checked the same way. "
         + ("**Configured server**: at the large size only, the server is then restarted with "
            + ", ".join(f"{k}={v}" for k, v in CONFIGURED.items())
            + " (room for the 1.6 GB of messages and indexes the merges touch, and checkpoints far enough "
