@@ -28,6 +28,10 @@ idempotent (a second run changes nothing):
 
 The default is a dry run: the same work in one transaction that is rolled back, so the plan it
 prints is exactly what ``--execute`` does. Note that a dry run holds its row locks until it ends.
+
+Every session of a run sets ``wal_compression`` (``wal_compression_for``: lz4 when the server
+does not compress and the role may set it): the merge phase's writes are mostly full-page
+images, and compressing them is the one WAL setting a session can choose.
 """
 
 from __future__ import annotations
