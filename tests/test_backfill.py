@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from conftest import read_vectors, table_checksums
 from convkey.backfill import (LANE_ROWS, MERGE_CHUNK, Backfill, candidates_literal, derive_identities, lane_rows,
-                              _connect, normalize_batch, run_backfill, wal_compression_for)
+                              normalize_batch, run_backfill, wal_compression_for)
+import convkey.backfill
 from convkey.errors import InvalidIdentifier
 from convkey.progress import Progress
 from legacy import check_one_conversation_per_person, forms, generate
@@ -620,18 +621,31 @@ def _has_lz4(conn):
     return conn.cursor(row_factory=dict_row).execute(sql).fetchone()["lz4"]
 
 
-def test_every_session_of_a_run_compresses_its_wal_with_lz4_by_default(db_dsn):
+def test_every_session_of_a_run_compresses_its_wal_with_lz4_by_default(db_dsn, monkeypatch):
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         generate(conn, 60)
         want = "lz4" if _has_lz4(conn) else None
         assert conn.execute("SHOW wal_compression").fetchone()[0] == "off"  # the server's default
+    # what each connection of the run works with, read on it once the run is done with it
+    seen = []
+    connect = convkey.backfill._connect
+
+    def recording(dsn, name, **kw):
+        conn = connect(dsn, name, **kw)
+        close = conn.close
+        def close_and_record():
+            seen.append((name, conn.execute("SHOW wal_compression").fetchone()["wal_compression"]))
+            close()
+        conn.close = close_and_record
+        return conn
+    monkeypatch.setattr(convkey.backfill, "_connect", recording)
     report = run_backfill(db_dsn, execute=True, workers=2)
     assert report.wal_compression == want
     assert report.as_dict()["wal_compression"] == want and "wal_compression" not in report.plan()
-    # the setting is the session's: what every connection of the run (lanes included) is opened with
-    with _connect(db_dsn, "t", execute=True, wal_compression="pglz") as conn:
-        assert conn.execute("SHOW wal_compression").fetchone()["wal_compression"] == "pglz"
-    with psycopg.connect(db_dsn) as conn:
+    names = {name for name, _ in seen}
+    assert {"convkey-backfill", "convkey-backfill-merge-0", "convkey-backfill-merge-1"} <= names, names
+    assert {method for _, method in seen} == {want or "off"}
+    with psycopg.connect(db_dsn) as conn:  # a session's setting: others keep the server's
         assert conn.execute("SHOW wal_compression").fetchone()[0] == "off"
 
 
