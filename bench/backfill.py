@@ -45,7 +45,7 @@ from pathlib import Path
 
 import psycopg
 
-from convkey.backfill import wal_compression_for
+from convkey.backfill import set_wal_compression, wal_compression_for
 from convkey.migrate import migrate
 
 from bench.env import SQL_DIR
@@ -431,9 +431,7 @@ def run_floor(ctx, dbs: Databases, data: Dataset) -> tuple[Meter, int]:
 def _compress_like_convkey(conn: psycopg.Connection) -> None:
     """The wal_compression `convkey backfill` sets for its sessions (the same decision on the same
     server), so that every side writes its full-page images alike."""
-    method = wal_compression_for(conn, "auto")
-    if method:
-        conn.execute("SELECT set_config('wal_compression', %s, false)", (method,))
+    set_wal_compression(conn, wal_compression_for(conn, "auto"))
 
 
 @dataclass

@@ -487,6 +487,12 @@ def wal_compression_for(conn: psycopg.Connection, wanted: str) -> str | None:
     return None
 
 
+def set_wal_compression(conn: psycopg.Connection, method: str | None) -> None:
+    """Set ``method`` (from ``wal_compression_for``) for this session; None leaves the server's."""
+    if method:
+        conn.execute(queries.get("set_wal_compression"), {"method": method})
+
+
 def _connect(dsn: str, name: str, *, execute: bool, wal_compression: str | None = None) -> psycopg.Connection:
     conn = psycopg.connect(dsn, autocommit=execute, row_factory=dict_row, application_name=name)
     conn.execute("SET lock_timeout = '2s'")
@@ -494,8 +500,7 @@ def _connect(dsn: str, name: str, *, execute: bool, wal_compression: str | None 
     if execute:
         # each batch is re-runnable: a crash loses at most the last batches, never correctness
         conn.execute("SET synchronous_commit = off")
-    if wal_compression:
-        conn.execute(queries.get("set_wal_compression"), {"method": wal_compression})
+    set_wal_compression(conn, wal_compression)
     return conn
 
 
@@ -522,8 +527,8 @@ def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = N
     progress = progress or Progress(enabled=False)
     with _connect(dsn, "convkey-backfill", execute=execute) as conn:
         method = wal_compression_for(conn, wal_compression)
+        set_wal_compression(conn, method)
         if method:
-            conn.execute(queries.get("set_wal_compression"), {"method": method})
             logger.info("wal_compression = %s for this run's sessions", method)
         scope = business_id or 0
         locked = conn.execute(queries.get("backfill_try_lock"), {"scope": scope}).fetchone()["locked"]
