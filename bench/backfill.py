@@ -575,10 +575,8 @@ def _uncompressed_rows(points: list[Point], flag: str) -> list[list[str]]:
     if not all(p.uncompressed for p in points):
         return []
     def wal(runs: list[Run]) -> str:
-        if any(r.wal is None for r in runs):
-            return "not measured"
-        return (f"{Summary([r.wal[0] / 1e6 for r in runs]).median:,.0f} / "
-                f"{Summary([r.wal[1] for r in runs]).median:,.0f}")
+        wals = [r.wal for r in runs]
+        return "not measured" if None in wals else " / ".join(_wal_medians(wals))
     return [
         [f"convkey backfill --execute{flag} --wal-compression off (the server's setting), wall s"]
         + [_secs([r.seconds for r in p.uncompressed]) for p in points],
@@ -610,10 +608,14 @@ def _wal_text(point: Point, required: bool = True) -> tuple[str, str, str]:
     sides = {"convkey": [r.wal for r in point.convkey], "floor": point.floor_wal}
     if required:
         sides["required writes"] = [r.required_wal for r in point.convkey]
-    shown = {name: wals for name, wals in sides.items() if wals and None not in wals}
-    return (" / ".join(shown),
-            " / ".join(f"{Summary([w[0] / 1e6 for w in wals]).median:,.0f}" for wals in shown.values()),
-            " / ".join(f"{Summary([w[1] for w in wals]).median:,.0f}" for wals in shown.values()))
+    shown = {name: _wal_medians(wals) for name, wals in sides.items() if wals and None not in wals}
+    return (" / ".join(shown), " / ".join(mb for mb, _ in shown.values()),
+            " / ".join(fpi for _, fpi in shown.values()))
+
+
+def _wal_medians(wals: list[tuple[int, int]]) -> tuple[str, str]:
+    """Medians of WAL written, MB, and of its full-page images, as shown."""
+    return (f"{Summary([w[0] / 1e6 for w in wals]).median:,.0f}", f"{Summary([w[1] for w in wals]).median:,.0f}")
 
 
 def _configured_table(big: Point, configured: Point, flag: str) -> Table:
