@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from conftest import read_vectors, table_checksums
 from convkey.backfill import (LANE_ROWS, MERGE_CHUNK, Backfill, candidates_literal, derive_identities, lane_rows,
-                              normalize_batch, run_backfill, wal_compression_for)
+                              normalize_batch, run_backfill, set_wal_compression, wal_compression_for)
 import convkey.backfill
+from convkey import queries
 from convkey.errors import InvalidIdentifier
 from convkey.progress import Progress
 from legacy import check_one_conversation_per_person, forms, generate
@@ -617,8 +618,8 @@ def test_workers_must_be_positive(db_dsn):
 
 
 def _has_lz4(conn):
-    sql = "SELECT 'lz4' = ANY (enumvals) AS lz4 FROM pg_settings WHERE name = 'wal_compression'"
-    return conn.cursor(row_factory=dict_row).execute(sql).fetchone()["lz4"]
+    """Whether the server was built with lz4, read as the runner reads it."""
+    return conn.cursor(row_factory=dict_row).execute(queries.get("backfill_wal_compression")).fetchone()["has_lz4"]
 
 
 def test_every_session_of_a_run_compresses_its_wal_with_lz4_by_default(db_dsn, monkeypatch):
@@ -666,7 +667,7 @@ def test_auto_leaves_a_server_that_compresses_and_a_role_that_may_not(db_dsn):
             conn.execute(f"SET ROLE {role}")
             assert wal_compression_for(conn, "auto") is None  # may not SET it: left alone, no error
             with pytest.raises(psycopg.Error) as exc:
-                conn.execute("SELECT set_config('wal_compression', 'lz4', false)")
+                set_wal_compression(conn, "lz4")
             assert exc.value.sqlstate == "42501"
             conn.execute("RESET ROLE")
             conn.execute(f"GRANT SET ON PARAMETER wal_compression TO {role}")  # what a DBA grants
