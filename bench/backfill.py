@@ -626,10 +626,10 @@ def _configured_table(big: Point, configured: Point, flag: str) -> Table:
         return [_secs(conv), _secs(p.floor), _paired(conv, p.floor).ratio(),
                 _secs([r.phases.get("resolve", 0) for r in p.convkey]),
                 _secs([r.phases.get("merge", 0) for r in p.convkey]), wal_mb, fpi]
+    walled = _wal_text(big, required=False)[0]  # the sides whose WAL was measured
     names = [f"convkey backfill --execute{flag}, wall s",
              "floor, wall s", "convkey / floor, wall time", "  resolve phase, s", "  merge phase, s",
-             f"WAL written, MB: {_wal_text(big, required=False)[0]}",
-             f"  full-page images in it: {_wal_text(big, required=False)[0]}"]
+             f"WAL written, MB: {walled}", f"  full-page images in it: {walled}"]
     settings = ", ".join(f"{k}={v}" for k, v in CONFIGURED.items())
     return Table([f"{big.data.rows:,} rows, median (min-max)", "PostgreSQL's defaults (the target's run)", settings],
                  [[n, a, b] for n, a, b in zip(names, rows_of(big), rows_of(configured))],
