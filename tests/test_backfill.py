@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import read_vectors, table_checksums
-from convkey.backfill import (LANE_ROWS, MERGE_CHUNK, Backfill, candidates_literal, derive_identities, lane_rows,
+from convkey.backfill import (LANE_ROWS, MERGE_CHUNK, Backfill, _LaneFeed, candidates_literal, derive_identities, lane_rows,
                               normalize_batch, run_backfill, set_wal_compression, wal_compression_for)
 import convkey.backfill
 from convkey import queries
@@ -610,6 +610,41 @@ def test_parallel_batches_fit_the_servers_lock_table(db_dsn):
     assert lane_rows(2, 64 * 6, 1500) == 96  # max_connections = 6
     assert lane_rows(4, 64 * 6, 1500) * 4 * 2 <= 64 * 6
     assert lane_rows(8, 1, 1500) == 1  # never nothing
+
+
+def test_the_lane_feed_hands_each_waiting_row_out_once_and_holds_few(db_dsn):
+    """The parallel merge phase's feed reads each waiting row's lane once for all lanes: a lane
+    gets its own rows in id order; while another lane lags, the feed reads no further than
+    _LaneFeed.AHEAD chunks ahead of it, and a lane whose rows ran out takes the far end of the
+    lagging lane's queue; every row is handed out exactly once."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        generate(conn, 600, seed=43)
+    run_backfill(db_dsn, execute=True, skip_merge=True)
+    with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
+        waiting = [(r["business_id"], r["id"]) for r in conn.execute(
+            "SELECT business_id, conversation_id AS id FROM convkey.backfill_row WHERE status = 'deferred' "
+            "ORDER BY 1, 2")]
+        chunk = 5
+        assert len(waiting) > 2 * (_LaneFeed.AHEAD + 2) * chunk
+        want_lane = {(r["business_id"], r["id"]): r["lane"] for r in conn.execute(
+            queries.get("backfill_lane_window"),
+            dict(after_business_id=0, after_id=0, business_id=None, lanes=2, limit=len(waiting)))}
+        assert set(want_lane.values()) == {0, 1}
+        job = Backfill(conn, execute=True, business_id=None, batch_size=10000, region="IL", do_resolve=False,
+                       do_merge=True, progress=Progress(enabled=False), workers=2)
+        feed = _LaneFeed(job, 2, chunk)
+        handed, own, stolen = [], [], []
+        while rows := feed.take(0, conn):  # lane 1 never asks: it lags behind from the start
+            assert len(rows) <= chunk and max(map(len, feed.queues)) <= (_LaneFeed.AHEAD + 2) * chunk
+            keys = [(r["business_id"], r["id"]) for r in rows]
+            assert keys == sorted(keys)
+            (own if rows[0]["lane"] == 0 else stolen).append(keys)
+            handed += keys
+        assert [k for keys in own for k in keys] == [k for k in waiting if want_lane[k] == 0]
+        assert stolen and all(want_lane[k] == 1 for keys in stolen for k in keys)
+        assert stolen[0][0] > stolen[-1][-1]  # from the far end of lane 1's queue, first
+        assert feed.take(1, conn) == []
+        assert sorted(handed) == waiting  # once each
 
 
 def test_workers_must_be_positive(db_dsn):

@@ -214,6 +214,48 @@ def candidates_literal(rows: list[tuple[int, int, list[str], list[str]] | None])
     return "{" + ",".join(map(element, rows)) + "}"
 
 
+class _LaneFeed:
+    """The waiting rows of a parallel merge phase for its ``lanes`` workers: read in id order, a
+    window of ``lanes`` chunks at a time with each row's lane (query backfill_lane_window, which
+    looks up each row's owner once for all lanes), and handed to each lane in id order, a chunk
+    at a time. The runner holds the keys of a few chunks per lane at most: it reads no further
+    while a lane has fallen ``_LaneFeed.AHEAD`` chunks behind, and a lane whose own rows have run
+    out takes the far end of the longest queue, whose lane would reach those rows last."""
+
+    AHEAD = 4
+
+    def __init__(self, backfill: Backfill, lanes: int, chunk: int):
+        self.backfill = backfill
+        self.lanes = lanes
+        self.chunk = chunk
+        self.lock = threading.Lock()
+        self.queues: list[deque[dict[str, Any]]] = [deque() for _ in range(lanes)]
+        self.after = (0, 0)
+        self.read_all = False
+
+    def take(self, k: int, conn: psycopg.Connection) -> list[dict[str, Any]]:
+        """Lane ``k``'s next chunk (fewer rows at the end; none when every row was handed out);
+        a window is read on ``conn``, the lane's connection, when its queue runs short."""
+        with self.lock:
+            mine = self.queues[k]
+            while (len(mine) < self.chunk and not self.read_all
+                   and max(map(len, self.queues)) < self.AHEAD * self.chunk):
+                limit = self.lanes * self.chunk
+                rows = self.backfill.q("backfill_lane_window", conn, after_business_id=self.after[0],
+                                       after_id=self.after[1], business_id=self.backfill.business_id,
+                                       lanes=self.lanes, limit=limit)
+                self.read_all = len(rows) < limit
+                if rows:
+                    self.after = (rows[-1]["business_id"], rows[-1]["id"])
+                for row in rows:
+                    self.queues[row["lane"]].append(row)
+            if mine:
+                return [mine.popleft() for _ in range(min(self.chunk, len(mine)))]
+            longest = max(self.queues, key=len)  # empty when every row was handed out
+            taken = [longest.pop() for _ in range(min(self.chunk, len(longest) // 2 or len(longest)))]
+            return taken[::-1]
+
+
 class Backfill:
     def __init__(self, conn: psycopg.Connection, *, execute: bool, business_id: int | None, batch_size: int,
                  region: str, do_resolve: bool, do_merge: bool, progress: Progress, simple_merge: bool = True,
@@ -401,27 +443,23 @@ class Backfill:
     def _merge_lanes(self) -> None:
         """The set-based part of the merge phase on ``workers`` connections at once, one lane of
         the waiting rows each (convkey._backfill_merge_simple with p_shared: the lanes' chunks run
-        side by side, each locking what it claims). What a lane leaves (rows the resolver decides,
-        rows whose locks another lane or a webhook held, rows whose lane changed) waits for the
-        serial pass, which takes it in id order as a one-worker merge would. A failing lane stops
-        the others and is raised."""
-        lanes = self.workers
-        chunk = lane_rows(lanes, self.lock_table(), MERGE_CHUNK)
+        side by side, each locking what it claims; the rows come from a _LaneFeed). What a lane
+        leaves (rows the resolver decides, rows whose locks another lane or a webhook held, rows
+        whose lane changed) waits for the serial pass, which takes it in id order as a one-worker
+        merge would. A failing lane stops the others and is raised."""
+        feed = _LaneFeed(self, self.workers, lane_rows(self.workers, self.lock_table(), MERGE_CHUNK))
         stop = threading.Event()
 
         def lane(k: int) -> None:
             with self.connect(f"convkey-backfill-merge-{k}") as conn:
-                after = (0, 0)
                 while not stop.is_set():
-                    rows = self.q("backfill_lane_batch", conn, after_business_id=after[0], after_id=after[1],
-                                  business_id=self.business_id, lanes=lanes, lane=k, limit=chunk)
+                    rows = feed.take(k, conn)
                     if not rows:
                         return
                     self._merge_chunk(conn, rows, shared=True)
-                    after = (rows[-1]["business_id"], rows[-1]["id"])
 
-        with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="convkey-merge") as pool:
-            futures = [pool.submit(lane, k) for k in range(lanes)]
+        with ThreadPoolExecutor(max_workers=feed.lanes, thread_name_prefix="convkey-merge") as pool:
+            futures = [pool.submit(lane, k) for k in range(feed.lanes)]
             try:
                 for f in futures:
                     f.result()

@@ -115,20 +115,21 @@ SELECT business_id, conversation_id AS id FROM convkey.backfill_row
    AND (%(business_id)s::bigint IS NULL OR business_id = %(business_id)s)
  ORDER BY business_id, conversation_id LIMIT %(limit)s
 
--- backfill_lane_batch --
--- The next deferred rows of one lane of a parallel merge phase. A row's lane follows the
--- conversation that owns its identities (else its pending person, else the row), so that rows
--- merging into one conversation are usually taken by one worker, in id order; owners change as
--- rows merge, so a row may be seen by two lanes (the second finds it done) or by none (the
--- phase's serial pass takes it).
-SELECT r.business_id, r.conversation_id AS id FROM convkey.backfill_row r
- WHERE r.status = 'deferred' AND (r.business_id, r.conversation_id) > (%(after_business_id)s, %(after_id)s)
-   AND (%(business_id)s::bigint IS NULL OR r.business_id = %(business_id)s)
-   AND (hashint8(coalesce(
+-- backfill_lane_window --
+-- The next deferred rows of a parallel merge phase, each with its lane (0 .. lanes - 1): the
+-- lane follows the conversation that owns the row's identities (else their pending person,
+-- else the row), so that rows merging into one conversation are usually taken by one worker,
+-- in id order. Read once for all lanes; owners change as rows merge, so a row's lane may be
+-- stale by the time its worker takes it (its locks then fail, and the serial pass takes it).
+SELECT r.business_id, r.conversation_id AS id,
+       ((hashint8(coalesce(
            (SELECT coalesce(min(t.conversation_id), min(t.pending_person_id))
               FROM unnest(r.kinds, r.vals) AS x(k, v)
               JOIN convkey.identity t ON t.business_id = r.business_id AND t.kind = x.k AND t.value = x.v),
-           r.conversation_id))::bigint + 2147483648) %% %(lanes)s = %(lane)s
+           r.conversation_id))::bigint + 2147483648) %% %(lanes)s)::int AS lane
+  FROM convkey.backfill_row r
+ WHERE r.status = 'deferred' AND (r.business_id, r.conversation_id) > (%(after_business_id)s, %(after_id)s)
+   AND (%(business_id)s::bigint IS NULL OR r.business_id = %(business_id)s)
  ORDER BY r.business_id, r.conversation_id LIMIT %(limit)s
 
 -- backfill_deferred_count --
