@@ -181,6 +181,21 @@ def test_the_runners_candidate_literal_reads_back_as_written(db_conn, rows):
     assert [tuple(g) for g in got] == want
 
 
+def test_the_candidate_literal_writes_identifiers_plainly_and_the_rest_quoted(db_conn):
+    """Identifiers as the grammar writes them take the literal's unquoted form; a text it must
+    quote (NULL in any case, empty, a comma, a space, a quote) takes the quoted one; both read
+    back as written."""
+    plain = (1, 7, ["lead", "phone", "lid", "bsuid"], ["42", "+972501234567", "82399031480511", "US.ENT.123"])
+    assert candidates_literal([plain]) == '{"(1,7,\\"{lead,phone,lid,bsuid}\\",\\"{42,+972501234567,82399031480511,US.ENT.123}\\",)"}'
+    rows = [plain, None] + [(2, n, ["lid", "phone"], ["5", v]) for n, v in enumerate(
+        ["NULL", "null", "Nullx", "", "a,b", "a b", 'a"b', "a\\b", "{x}", "+1"])] + [(3, 1, [], [])]
+    got = db_conn.execute(
+        "SELECT c.business_id, c.conversation_id, c.kinds, c.vals, c.reason "
+        "FROM unnest(%s::convkey.backfill_candidate[]) WITH ORDINALITY AS c ORDER BY ordinality",
+        (candidates_literal(rows),)).fetchall()
+    assert [tuple(g) for g in got] == [(None,) * 5 if r is None else (*r, None) for r in rows]
+
+
 def test_the_batches_derive_only_what_the_runner_left_out(db_dsn, pg_server):
     """With the runner's derivation (the default) the SQL grammar derives only the rows it gives a
     reason; without it (derive_ahead=False), every row; and both leave the same data."""
@@ -645,6 +660,33 @@ def test_the_lane_feed_hands_each_waiting_row_out_once_and_holds_few(db_dsn):
         assert stolen[0][0] > stolen[-1][-1]  # from the far end of lane 1's queue, first
         assert feed.take(1, conn) == []
         assert sorted(handed) == waiting  # once each
+
+
+def test_the_resolve_phase_collects_garbage_less_often_and_restores_the_setting(db_dsn, monkeypatch):
+    """The collector's youngest-generation threshold is raised for the resolve batches only, and
+    put back as it was, also when the phase fails."""
+    import gc
+    seen = []
+    real = Backfill._resolve_batches
+
+    def spy(self, after):
+        seen.append(gc.get_threshold())
+        return real(self, after)
+
+    monkeypatch.setattr(Backfill, "_resolve_batches", spy)
+    before = gc.get_threshold()
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        generate(conn, 30, seed=44)
+    run_backfill(db_dsn, execute=True)
+    assert seen == [(convkey.backfill.RESOLVE_GC_EVERY, *before[1:])] and gc.get_threshold() == before
+
+    def failing(self, after):
+        raise RuntimeError("batch failed")
+
+    monkeypatch.setattr(Backfill, "_resolve_batches", failing)
+    with pytest.raises(RuntimeError):
+        run_backfill(db_dsn, execute=True)
+    assert gc.get_threshold() == before
 
 
 def test_workers_must_be_positive(db_dsn):

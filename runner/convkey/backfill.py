@@ -36,6 +36,7 @@ images, and compressing them is the one WAL setting a session can choose.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import queue
@@ -45,9 +46,9 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
 import psycopg
 from psycopg.rows import dict_row
@@ -70,6 +71,7 @@ MERGE_CHUNK = 1000  # waiting rows per merge chunk (a set-based chunk's transact
 # rows the batches of a parallel resolve phase hold identity locks for at once (about 1.3 advisory locks
 # a row, until each commits): some 3,900, within PostgreSQL's default lock table (64 per connection)
 LANE_ROWS = 3000
+RESOLVE_GC_EVERY = 100_000  # allocations between two collections of the youngest generation (_fewer_collections)
 
 
 def lane_rows(workers: int, lock_table: int, rows: int) -> int:
@@ -201,6 +203,19 @@ def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# identifier texts an array literal holds as they are (the runner's grammar writes only these, and
+# never the word NULL): no quotes, backslashes, braces, commas, spaces or empty elements to escape
+_PLAIN_LIST = re.compile(r"[0-9A-Za-z+.]+(?:,[0-9A-Za-z+.]+)*", re.ASCII)
+
+
+def _plain_list(texts: list[str]) -> str | None:
+    """The elements of an array literal of ``texts`` when none needs quoting, else None."""
+    joined = ",".join(texts)
+    if joined.count(",") == len(texts) - 1 and _PLAIN_LIST.fullmatch(joined) and "null" not in joined.lower():
+        return joined
+    return None
+
+
 def candidates_literal(rows: list[tuple[int, int, list[str], list[str]] | None]) -> str:
     """The text of a convkey.backfill_candidate[] (business_id, conversation_id, kinds, vals, reason
     NULL), NULL elements for None."""
@@ -208,10 +223,29 @@ def candidates_literal(rows: list[tuple[int, int, list[str], list[str]] | None])
         if row is None:
             return "NULL"
         b, i, kinds, values = row
+        kinds_text, values_text = _plain_list(kinds), _plain_list(values)
+        if kinds_text is not None and values_text is not None:
+            # the common case, written directly: "(b,i,\"{k,k}\",\"{v,v}\",)"
+            return f'"({b},{i},\\"{{{kinds_text}}}\\",\\"{{{values_text}}}\\",)"'
         kinds_text = "{" + ",".join(map(_quoted, kinds)) + "}"
         values_text = "{" + ",".join(map(_quoted, values)) + "}"
         return _quoted(f"({b},{i},{_quoted(kinds_text)},{_quoted(values_text)},)")
     return "{" + ",".join(map(element, rows)) + "}"
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Python's cyclic garbage collector at most every RESOLVE_GC_EVERY allocations (its youngest
+    generation's threshold; 700 by default) for the block, then as it was. A resolve phase allocates
+    some ten short-lived objects per row (rows, readings, identity lists, literal parts) and
+    makes next to no reference cycles (those are still collected, later); at the default it took 5% of the
+    CPU of preparing the batches (100,000 rows: 0.77 s, 0.73 s with fewer collections)."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], RESOLVE_GC_EVERY), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
 
 
 class _LaneFeed:
@@ -314,7 +348,8 @@ class Backfill:
         total = self.q("backfill_unresolved_count", after_business_id=after[0], after_id=after[1],
                        business_id=self.business_id)[0]["n"]
         self.progress.start("resolve", total)
-        self._resolve_batches(after)
+        with _fewer_collections():
+            self._resolve_batches(after)
         self.q("backfill_finish_phase", scope=self.scope, phase="resolve")
         self.progress.finish()
 
