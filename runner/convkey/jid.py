@@ -55,7 +55,9 @@ def parse_wa_id(raw: str | None, param: str = "raw") -> WaId:
         raise InvalidIdentifier(f"{param} must not be None")
     if len(raw) > 256:
         raise ValueTooLong(f"{param} is longer than 256 characters ({len(raw)})")
-    text = raw.strip(" \t\r\n").translate(_ASCII_LOWER)  # like SQL lower(... COLLATE "C")
+    text = raw.strip(" \t\r\n")
+    # like SQL lower(... COLLATE "C"); str.lower() is the same on ASCII text, and 20 times faster
+    text = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
     if "@" not in text:
         if _BSUID_PREFIX.match(text):
             if not _BSUID.fullmatch(text):

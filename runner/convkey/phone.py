@@ -171,7 +171,7 @@ def _reading(text: str, region: str) -> str | None:
     for _ in range(_MAX_REREADS):
         previous = e164
         e164 = "+" + canonical_digits(phonenumbers.format_number(number, PhoneNumberFormat.E164)[1:])
-        if e164 == previous:
+        if e164 == previous or e164 == text:  # text already spelled so: it would read back the same
             break
         try:
             number = phonenumbers.parse(e164)
