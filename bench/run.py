@@ -209,7 +209,7 @@ def render(command: str, args, info: dict[str, str], load_before: str, load_afte
         for s in sections:
             for c in s.checks:
                 ceiling = f"{c.ceiling.ratio()}: {c.ceiling_what}" if c.ceiling else ""
-                lines.append(f"| {s.title.split(':')[0]}: {c.what} >= {c.target:.2f}x | {c.value.ratio()} | "
+                lines.append(f"| {s.title.split(':')[0]}: {c.what} >= {c.target:.2f}x | {c.measured()} | "
                              f"{ceiling} | {'yes' if c.met else '**no**'} |")
         lines.append("")
     for s in sections:

@@ -28,9 +28,9 @@ class Summary:
         """A throughput: ``1234 (1200-1300)``."""
         return f"{self.median:,.0f} ({self.min:,.0f}-{self.max:,.0f})"
 
-    def ratio(self) -> str:
+    def ratio(self, digits: int = 2) -> str:
         """A ratio: ``0.85x (0.80-0.90)``."""
-        return f"{self.median:.2f}x ({self.min:.2f}-{self.max:.2f})"
+        return f"{self.median:.{digits}f}x ({self.min:.{digits}f}-{self.max:.{digits}f})"
 
 
 def ratios(numerator: list[float], denominator: list[float]) -> Summary:
@@ -55,10 +55,15 @@ class Check:
     def met(self) -> bool:
         return self.value.median >= self.target
 
+    def measured(self) -> str:
+        """The value's ratio, with a third digit when two would print the target itself (0.246x
+        against 0.25x would read 0.25x, and missed)."""
+        return self.value.ratio(3 if f"{self.value.median:.2f}" == f"{self.target:.2f}" else 2)
+
     def line(self) -> str:
         verdict = "met" if self.met else "MISSED"
         ceiling = f" (ceiling, {self.ceiling_what}: {self.ceiling.ratio()})" if self.ceiling else ""
-        return f"{self.what}: {self.value.ratio()} vs target >= {self.target:.2f}x{ceiling}: {verdict}"
+        return f"{self.what}: {self.measured()} vs target >= {self.target:.2f}x{ceiling}: {verdict}"
 
 
 @dataclass

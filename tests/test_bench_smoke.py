@@ -15,7 +15,7 @@ from convkey.embedded import find_bindir
 from convkey.errors import ConfigurationError
 
 REPO = Path(__file__).resolve().parents[1]
-RATIO = re.compile(r"\d+\.\d\dx \(\d+\.\d\d-\d+\.\d\d\)")
+RATIO = re.compile(r"\d+\.\d{2,3}x \(\d+\.\d{2,3}-\d+\.\d{2,3}\)")
 
 
 def _pgbench() -> Path:
@@ -63,3 +63,16 @@ def test_bench_smoke_runs_every_module_and_reports_ratios(pg_server, tmp_path):
         assert "Equivalence check: a scenario" in proposals
     # the machine and the exact command are recorded
     assert "| nproc |" in text and "python -m bench --smoke" in text
+
+
+def test_a_target_line_never_prints_the_target_for_a_ratio_that_missed_it():
+    """Two digits would show 0.2459 as 0.25x against a target of 0.25x: a third one is added
+    exactly when two would print the target's digits."""
+    from bench.stats import Check, Summary
+
+    missed = Check("floor / convkey", Summary([0.2262, 0.2459, 0.2594]), 0.25)
+    assert not missed.met and missed.measured() == "0.246x (0.226-0.259)"
+    assert missed.line().endswith("0.246x (0.226-0.259) vs target >= 0.25x: MISSED")
+    assert RATIO.fullmatch(missed.measured())
+    assert Check("x", Summary([0.25, 0.251, 0.3]), 0.25).measured() == "0.251x (0.250-0.300)"
+    assert Check("x", Summary([0.4, 0.5, 0.6]), 0.25).measured() == "0.50x (0.40-0.60)"
