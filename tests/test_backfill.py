@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import read_vectors, table_checksums
-from convkey.backfill import (LANE_ROWS, MERGE_CHUNK, Backfill, _LaneFeed, candidates_literal, derive_identities, lane_rows,
-                              normalize_batch, run_backfill, set_wal_compression, wal_compression_for)
+from convkey.backfill import (LANE_ROWS, MERGE_CHUNK, Backfill, _LaneFeed, candidates_literal, derive_identities,
+                              lane_rows, normalize_batch, run_backfill, set_wal_compression, wal_compression_for)
 import convkey.backfill
 from convkey import queries
 from convkey.errors import InvalidIdentifier
@@ -186,7 +186,8 @@ def test_the_candidate_literal_writes_identifiers_plainly_and_the_rest_quoted(db
     quote (NULL in any case, empty, a comma, a space, a quote) takes the quoted one; both read
     back as written."""
     plain = (1, 7, ["lead", "phone", "lid", "bsuid"], ["42", "+972501234567", "82399031480511", "US.ENT.123"])
-    assert candidates_literal([plain]) == '{"(1,7,\\"{lead,phone,lid,bsuid}\\",\\"{42,+972501234567,82399031480511,US.ENT.123}\\",)"}'
+    assert candidates_literal([plain]) == ('{"(1,7,\\"{lead,phone,lid,bsuid}\\",'
+                                           '\\"{42,+972501234567,82399031480511,US.ENT.123}\\",)"}')
     rows = [plain, None] + [(2, n, ["lid", "phone"], ["5", v]) for n, v in enumerate(
         ["NULL", "null", "Nullx", "", "a,b", "a b", 'a"b', "a\\b", "{x}", "+1"])] + [(3, 1, [], [])]
     got = db_conn.execute(

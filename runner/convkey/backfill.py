@@ -236,10 +236,11 @@ def candidates_literal(rows: list[tuple[int, int, list[str], list[str]] | None])
 @contextmanager
 def _fewer_collections() -> Iterator[None]:
     """Python's cyclic garbage collector at most every RESOLVE_GC_EVERY allocations (its youngest
-    generation's threshold; 700 by default) for the block, then as it was. A resolve phase allocates
-    some ten short-lived objects per row (rows, readings, identity lists, literal parts) and
-    makes next to no reference cycles (those are still collected, later); at the default it took 5% of the
-    CPU of preparing the batches (100,000 rows: 0.77 s, 0.73 s with fewer collections)."""
+    generation's threshold; 700 by default) for the block, then as it was. A resolve phase
+    allocates some ten short-lived objects per row (rows, readings, identity lists, literal
+    parts) and makes next to no reference cycles (those are still collected, later); at the
+    default the collector took 5% of the CPU of preparing the batches (100,000 rows: 0.77 s,
+    0.73 s with fewer collections)."""
     threshold = gc.get_threshold()
     gc.set_threshold(max(threshold[0], RESOLVE_GC_EVERY), *threshold[1:])
     try:
