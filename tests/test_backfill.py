@@ -1,5 +1,6 @@
 """convkey backfill: dry run first, resolve and merge legacy rows, resumable, idempotent, online."""
 
+import gc
 import json
 import os
 import signal
@@ -173,12 +174,15 @@ def test_the_runner_derives_generated_rows_as_the_sql_grammar_does(db_conn, rows
 def test_the_runners_candidate_literal_reads_back_as_written(db_conn, rows):
     """candidates_literal quotes whatever it is given (quotes, backslashes, braces, commas,
     spaces, NULL, empty strings): PostgreSQL reads back the same elements."""
-    got = db_conn.execute(
+    _check_literal_reads_back(db_conn, rows)
+
+
+def _check_literal_reads_back(conn, rows):
+    got = conn.execute(
         "SELECT c.business_id, c.conversation_id, c.kinds, c.vals, c.reason "
         "FROM unnest(%s::convkey.backfill_candidate[]) WITH ORDINALITY AS c ORDER BY ordinality",
         (candidates_literal(rows),)).fetchall()
-    want = [(None,) * 5 if r is None else (*r, None) for r in rows]
-    assert [tuple(g) for g in got] == want
+    assert [tuple(g) for g in got] == [(None,) * 5 if r is None else (*r, None) for r in rows]
 
 
 def test_the_candidate_literal_writes_identifiers_plainly_and_the_rest_quoted(db_conn):
@@ -190,11 +194,7 @@ def test_the_candidate_literal_writes_identifiers_plainly_and_the_rest_quoted(db
                                            '\\"{42,+972501234567,82399031480511,US.ENT.123}\\",)"}')
     rows = [plain, None] + [(2, n, ["lid", "phone"], ["5", v]) for n, v in enumerate(
         ["NULL", "null", "Nullx", "", "a,b", "a b", 'a"b', "a\\b", "{x}", "+1"])] + [(3, 1, [], [])]
-    got = db_conn.execute(
-        "SELECT c.business_id, c.conversation_id, c.kinds, c.vals, c.reason "
-        "FROM unnest(%s::convkey.backfill_candidate[]) WITH ORDINALITY AS c ORDER BY ordinality",
-        (candidates_literal(rows),)).fetchall()
-    assert [tuple(g) for g in got] == [(None,) * 5 if r is None else (*r, None) for r in rows]
+    _check_literal_reads_back(db_conn, rows)
 
 
 def test_the_batches_derive_only_what_the_runner_left_out(db_dsn, pg_server):
@@ -666,7 +666,6 @@ def test_the_lane_feed_hands_each_waiting_row_out_once_and_holds_few(db_dsn):
 def test_the_resolve_phase_collects_garbage_less_often_and_restores_the_setting(db_dsn, monkeypatch):
     """The collector's youngest-generation threshold is raised for the resolve batches only, and
     put back as it was, also when the phase fails."""
-    import gc
     seen = []
     real = Backfill._resolve_batches
 
