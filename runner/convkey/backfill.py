@@ -211,6 +211,7 @@ _PLAIN_LIST = re.compile(r"[0-9A-Za-z+.]+(?:,[0-9A-Za-z+.]+)*", re.ASCII)
 def _plain_list(texts: list[str]) -> str | None:
     """The elements of an array literal of ``texts`` when none needs quoting, else None."""
     joined = ",".join(texts)
+    # one comma per separator: an element holding a comma (or an empty list) takes the quoted path
     if joined.count(",") == len(texts) - 1 and _PLAIN_LIST.fullmatch(joined) and "null" not in joined.lower():
         return joined
     return None
