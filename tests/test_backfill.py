@@ -767,3 +767,57 @@ def test_an_unknown_wal_compression_is_refused_before_anything_is_written(db_dsn
     assert res.returncode == 2 and "wal_compression must be one of auto, off, pglz, lz4, zstd" in res.stderr
     with psycopg.connect(db_dsn) as conn:
         assert data_checksums(conn) == before
+
+
+ANALYZED = ["convkey.backfill_row", "convkey.identity", "convkey.whatsapp_conversation"]
+
+
+def _analyzed(conn):
+    """The convkey tables an ANALYZE command (not autovacuum) has analyzed, by name."""
+    rows = conn.execute("SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables "
+                        "WHERE schemaname = 'convkey' AND last_analyze IS NOT NULL ORDER BY 1").fetchall()
+    return [r[0] for r in rows]
+
+
+def test_the_merge_phase_plans_on_statistics_of_what_the_resolve_phase_wrote(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        generate(conn, 80)
+        assert _analyzed(conn) == []
+    plan = run_backfill(db_dsn)  # a dry run writes nothing, statistics included
+    assert plan.deferred > 0
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert _analyzed(conn) == []
+        assert conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'convkey.backfill_row'::regclass"
+                            ).fetchone()[0] <= 0  # never analyzed (-1) or empty
+    report = run_backfill(db_dsn, execute=True, skip_merge=True)
+    assert report.deferred == plan.deferred and report.merge == {}  # no merge phase: nothing to plan for
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert _analyzed(conn) == []
+        deferred, staged = conn.execute("SELECT count(*) FILTER (WHERE status = 'deferred'), count(*) "
+                                        "FROM convkey.backfill_row").fetchone()
+    assert deferred == plan.deferred
+    report = run_backfill(db_dsn, execute=True)
+    assert report.deferred == deferred
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert _analyzed(conn) == ANALYZED
+        # ANALYZE ran before the merge phase emptied the staging table: it counted every staged row
+        assert conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'convkey.backfill_row'::regclass"
+                            ).fetchone()[0] == staged
+
+
+def test_statistics_are_refreshed_only_on_tables_the_role_may_analyze(db_dsn):
+    role = f"ck_stats_{os.getpid()}"
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert [r[0] for r in conn.execute(queries.get("backfill_stale_statistics"))] == ANALYZED
+        conn.execute(f"CREATE ROLE {role} NOLOGIN")
+        try:
+            conn.execute(f"SET ROLE {role}")
+            assert conn.execute(queries.get("backfill_stale_statistics")).fetchall() == []  # owns nothing
+            conn.execute("RESET ROLE")
+            conn.execute(f"ALTER TABLE convkey.identity OWNER TO {role}")
+            conn.execute(f"SET ROLE {role}")
+            assert [r[0] for r in conn.execute(queries.get("backfill_stale_statistics"))] == ["convkey.identity"]
+        finally:
+            conn.execute("RESET ROLE")
+            conn.execute(f"ALTER TABLE convkey.identity OWNER TO {conn.info.parameter_status('session_authorization')}")
+            conn.execute(f"DROP ROLE {role}")

@@ -24,7 +24,8 @@ idempotent (a second run changes nothing):
    get-or-create, in its own transaction (``convkey._backfill_merge_batch``). With
    ``workers`` > 1 the set-based chunks run first on that many connections, one lane of the
    waiting rows each (``Backfill._merge_lanes``), and the serial pass above then merges what
-   they left, in id order.
+   they left, in id order. With ``--execute`` the phase starts with ANALYZE of the tables the
+   resolve phase has just filled (``Backfill.refresh_statistics``).
 
 The default is a dry run: the same work in one transaction that is rolled back, so the plan it
 prints is exactly what ``--execute`` does. Note that a dry run holds its row locks until it ends.
@@ -447,6 +448,8 @@ class Backfill:
         after = self._start("merge")
         total = self.q("backfill_deferred_count", business_id=self.business_id)[0]["n"]
         self.report.deferred = total
+        if self.execute and total:
+            self.refresh_statistics()
         self.progress.start("merge", total)
         if self.parallel:
             self._merge_lanes()
@@ -460,6 +463,25 @@ class Backfill:
             after = (rows[-1]["business_id"], rows[-1]["id"])
         self.q("backfill_finish_phase", scope=self.scope, phase="merge")
         self.progress.finish()
+
+    def refresh_statistics(self) -> None:
+        """ANALYZE the tables the resolve phase has just filled, before the merge phase plans on them.
+
+        The resolve phase stages every waiting row and writes an identity for nearly every row
+        and a key for most conversations, far faster than autovacuum's next look (a minute
+        apart at most, then its own ANALYZE). Planned on the statistics from before, the
+        merge chunk's selections hash-joined every waiting row (the planner took
+        ``status = 'deferred'`` for half a percent of the staging table, not all of it): 92 ms
+        per 1,000-row chunk instead of 17 at 1,000,000 rows. ANALYZE samples a fixed number
+        of rows (0.6 s for the three tables at that size), commits at once (execute only: a
+        dry run writes nothing, statistics included) and skips a table this role may not
+        analyze (only its owner, the database's owner or a superuser may)."""
+        tables = [r["name"] for r in self.q("backfill_stale_statistics")]
+        if tables:
+            started = time.monotonic()
+            self.conn.execute("ANALYZE " + ", ".join(tables))
+            logger.info("merge phase: statistics refreshed (ANALYZE %s) in %.1f s",
+                        ", ".join(tables), time.monotonic() - started)
 
     def _merge_chunk(self, conn: psycopg.Connection, rows: list[dict[str, Any]], *, shared: bool = False) -> None:
         """One chunk of waiting rows: the plain cases set-based (a few rounds), then, except in a

@@ -132,6 +132,17 @@ SELECT r.business_id, r.conversation_id AS id,
    AND (%(business_id)s::bigint IS NULL OR r.business_id = %(business_id)s)
  ORDER BY r.business_id, r.conversation_id LIMIT %(limit)s
 
+-- backfill_stale_statistics --
+-- The tables the resolve phase has just filled whose statistics this role may refresh with
+-- ANALYZE (their owner, the database's owner or a superuser may), schema-qualified and quoted.
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'convkey' AND c.relname IN ('backfill_row', 'identity', 'whatsapp_conversation')
+   AND (pg_has_role(c.relowner, 'USAGE')
+        OR pg_has_role((SELECT d.datdba FROM pg_database d WHERE d.datname = current_database()), 'USAGE'))
+ ORDER BY c.relname
+
 -- backfill_deferred_count --
 SELECT count(*) AS n FROM convkey.backfill_row
  WHERE status = 'deferred' AND (%(business_id)s::bigint IS NULL OR business_id = %(business_id)s)
