@@ -798,6 +798,8 @@ def test_the_merge_phase_plans_on_statistics_of_what_the_resolve_phase_wrote(db_
     assert deferred == plan.deferred
     report = run_backfill(db_dsn, execute=True)
     assert report.deferred == deferred
+    assert report.analyzed == ANALYZED and report.as_dict()["analyzed"] == ANALYZED
+    assert "analyzed" not in report.plan() and plan.analyzed == [] and plan.as_dict()["analyzed"] == []
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         assert _analyzed(conn) == ANALYZED
         # ANALYZE ran before the merge phase emptied the staging table: it counted every staged row
@@ -821,3 +823,28 @@ def test_statistics_are_refreshed_only_on_tables_the_role_may_analyze(db_dsn):
             conn.execute("RESET ROLE")
             conn.execute(f"ALTER TABLE convkey.identity OWNER TO {conn.info.parameter_status('session_authorization')}")
             conn.execute(f"DROP ROLE {role}")
+
+
+def test_skip_analyze_and_a_locked_table_leave_the_statistics_to_autovacuum(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        generate(conn, 60)
+    res = cli(db_dsn, "--execute", "--skip-merge", "--json")
+    assert res.returncode in (0, 1), res.stderr
+    res = cli(db_dsn, "--execute", "--json", "--skip-analyze")
+    assert res.returncode in (0, 1), res.stderr
+    report = json.loads(res.stdout)
+    assert report["deferred_to_merge"] > 0 and report["analyzed"] == []
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert _analyzed(conn) == []
+        generate(conn, 60, business_id=2, seed=2)  # more rows that wait for a merge phase
+    # a session holding a lock ANALYZE needs (as VACUUM or CREATE INDEX CONCURRENTLY do): that
+    # table is skipped at once, the others are analyzed and the backfill does its work
+    with psycopg.connect(db_dsn) as holder:
+        holder.execute("LOCK TABLE convkey.identity IN SHARE UPDATE EXCLUSIVE MODE")
+        report = run_backfill(db_dsn, execute=True)
+        holder.rollback()
+    assert report.deferred > 0
+    assert report.analyzed == ["convkey.backfill_row", "convkey.whatsapp_conversation"]
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert _analyzed(conn) == report.analyzed
+        assert conn.execute("SELECT count(*) FROM convkey.backfill_row WHERE status = 'deferred'").fetchone()[0] == 0

@@ -105,6 +105,7 @@ class Report:
     retries: int = 0
     workers: int = 1  # connections each phase ran on
     wal_compression: str | None = None  # the method this run's sessions set, None: the server's setting
+    analyzed: list[str] = field(default_factory=list)  # tables ANALYZEd before the merge phase
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -125,13 +126,14 @@ class Report:
             "retries": self.retries,
             "workers": self.workers,
             "wal_compression": self.wal_compression,
+            "analyzed": self.analyzed,
             "seconds": round(self.seconds, 3),
         }
 
     def plan(self) -> dict[str, Any]:
         """What the run does to the data, without timings: a dry run's equals the execute's."""
         d = self.as_dict()
-        for k in ("mode", "retries", "workers", "wal_compression", "seconds"):
+        for k in ("mode", "retries", "workers", "wal_compression", "analyzed", "seconds"):
             d.pop(k)
         return d
 
@@ -296,7 +298,7 @@ class _LaneFeed:
 class Backfill:
     def __init__(self, conn: psycopg.Connection, *, execute: bool, business_id: int | None, batch_size: int,
                  region: str, do_resolve: bool, do_merge: bool, progress: Progress, simple_merge: bool = True,
-                 derive_ahead: bool = True, workers: int = 1,
+                 derive_ahead: bool = True, workers: int = 1, analyze: bool = True,
                  connect: Callable[[str], psycopg.Connection] | None = None):
         self.conn = conn
         self.workers = workers
@@ -314,6 +316,7 @@ class Backfill:
         self.do_merge = do_merge
         self.progress = progress
         self.simple_merge = simple_merge
+        self.analyze = analyze
         self.report = Report(execute=execute, business_id=business_id, workers=workers if self.parallel else 1)
 
     def q(self, name: str, conn: psycopg.Connection | None = None, **params: Any) -> list[dict[str, Any]]:
@@ -448,7 +451,7 @@ class Backfill:
         after = self._start("merge")
         total = self.q("backfill_deferred_count", business_id=self.business_id)[0]["n"]
         self.report.deferred = total
-        if self.execute and total:
+        if self.execute and self.analyze and total:
             self.refresh_statistics()
         self.progress.start("merge", total)
         if self.parallel:
@@ -468,20 +471,32 @@ class Backfill:
         """ANALYZE the tables the resolve phase has just filled, before the merge phase plans on them.
 
         The resolve phase stages every waiting row and writes an identity for nearly every row
-        and a key for most conversations, far faster than autovacuum's next look (a minute
-        apart at most, then its own ANALYZE). Planned on the statistics from before, the
-        merge chunk's selections hash-joined every waiting row (the planner took
-        ``status = 'deferred'`` for half a percent of the staging table, not all of it): 92 ms
-        per 1,000-row chunk instead of 17 at 1,000,000 rows. ANALYZE samples a fixed number
-        of rows (0.6 s for the three tables at that size), commits at once (execute only: a
-        dry run writes nothing, statistics included) and skips a table this role may not
-        analyze (only its owner, the database's owner or a superuser may)."""
-        tables = [r["name"] for r in self.q("backfill_stale_statistics")]
-        if tables:
-            started = time.monotonic()
-            self.conn.execute("ANALYZE " + ", ".join(tables))
-            logger.info("merge phase: statistics refreshed (ANALYZE %s) in %.1f s",
-                        ", ".join(tables), time.monotonic() - started)
+        and a key for most conversations, faster than autovacuum comes back to analyze them.
+        Planned on the statistics from before, the merge chunk's selections hash-joined every
+        waiting row (the planner took ``status = 'deferred'`` for half a percent of the staging
+        table, not all of it): 92 ms per 1,000-row chunk instead of 17 at 1,000,000 rows.
+        ANALYZE samples a fixed number of rows (0.6 s for the three tables at that size) and
+        commits at once (execute only: a dry run writes nothing, statistics included). It
+        skips a table this role may not analyze (only its owner, the database's owner or a
+        superuser may) and, with SKIP_LOCKED, one whose lock another session holds (a VACUUM,
+        an index build): the statistics are an optimization, never a reason to wait or fail.
+        The tables analyzed are in the report (``analyzed``)."""
+        started = time.monotonic()
+        skipped: list[str] = []
+        for name in (r["name"] for r in self.q("backfill_stale_statistics")):
+            locked: list[bool] = []
+
+            def notice(diag: psycopg.errors.Diagnostic) -> None:
+                locked.append(diag.sqlstate == "55P03")  # "skipping analyze of ... lock not available"
+
+            self.conn.add_notice_handler(notice)
+            try:
+                self.conn.execute("ANALYZE (SKIP_LOCKED) " + name)
+            finally:
+                self.conn.remove_notice_handler(notice)
+            (skipped if any(locked) else self.report.analyzed).append(name)
+        logger.info("merge phase: ANALYZE %s in %.1f s%s", ", ".join(self.report.analyzed) or "nothing",
+                    time.monotonic() - started, f"; skipped, locked: {', '.join(skipped)}" if skipped else "")
 
     def _merge_chunk(self, conn: psycopg.Connection, rows: list[dict[str, Any]], *, shared: bool = False) -> None:
         """One chunk of waiting rows: the plain cases set-based (a few rounds), then, except in a
@@ -604,7 +619,7 @@ def _connect(dsn: str, name: str, *, execute: bool, wal_compression: str | None 
 def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = None, batch_size: int = 10000,
                  default_region: str = "IL", skip_backfill: bool = False, skip_merge: bool = False,
                  progress: Progress | None = None, simple_merge: bool = True, derive_ahead: bool = True,
-                 workers: int = 1, wal_compression: str = "auto") -> Report:
+                 workers: int = 1, wal_compression: str = "auto", analyze: bool = True) -> Report:
     """Run (or dry-run) the backfill; raises on errors that are not the data's fault.
 
     ``simple_merge=False`` sends every waiting row through the per-row resolver (the reference
@@ -616,6 +631,7 @@ def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = N
     runs on one). More resolve batches side by side and run lanes of the waiting rows side by
     side: see ``Backfill._resolve_batches`` and ``Backfill._merge_lanes``.
     ``wal_compression``: see ``wal_compression_for``; the report names the method set.
+    ``analyze=False`` leaves the statistics to autovacuum (see ``Backfill.refresh_statistics``).
     """
     if batch_size < 1:
         raise InvalidIdentifier("batch_size must be at least 1")
@@ -635,7 +651,7 @@ def run_backfill(dsn: str, *, execute: bool = False, business_id: int | None = N
             job = Backfill(conn, execute=execute, business_id=business_id, batch_size=batch_size,
                            region=default_region, do_resolve=not skip_backfill, do_merge=not skip_merge,
                            progress=progress, simple_merge=simple_merge, derive_ahead=derive_ahead,
-                           workers=workers,
+                           workers=workers, analyze=analyze,
                            connect=lambda name: _connect(dsn, name, execute=execute, wal_compression=method))
             job.report.wal_compression = method
             report = job.run()
@@ -678,7 +694,8 @@ def print_report(report: Report, out: TextIO = sys.stdout, as_json: bool = False
         w(f"    business {u['business_id']} conversation {u['conversation_id']}: {u['reason']} "
           f"(customer_wa_id {u['customer_wa_id']}, phone {u['phone_e164']})\n")
     w(f"  retries: {d['retries']}, {d['seconds']} s"
-      f"{', wal_compression ' + d['wal_compression'] if d['wal_compression'] else ''}\n")
+      f"{', wal_compression ' + d['wal_compression'] if d['wal_compression'] else ''}"
+      f"{', analyzed ' + ', '.join(d['analyzed']) if d['analyzed'] else ''}\n")
 
 
 def exit_code(report: Report) -> int:

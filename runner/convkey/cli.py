@@ -141,6 +141,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         resolve_dsn(args.dsn), execute=args.execute, business_id=args.business_id, batch_size=args.batch_size,
         default_region=args.default_region, skip_backfill=args.skip_backfill, skip_merge=args.skip_merge,
         progress=Progress(enabled=not args.json), workers=args.workers, wal_compression=args.wal_compression,
+        analyze=not args.skip_analyze,
     )
     print_report(report, as_json=args.json)
     return exit_code(report)
@@ -226,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--execute", action="store_true", help="apply the changes (default: dry run, writes nothing)")
     p.add_argument("--skip-backfill", action="store_true", help="skip the resolve phase (keys for new identities)")
     p.add_argument("--skip-merge", action="store_true", help="skip the merge phase (rows sharing identities)")
+    p.add_argument("--skip-analyze", action="store_true",
+                   help="leave the statistics to autovacuum: no ANALYZE of the tables the resolve phase filled "
+                        "before the merge phase plans on them (see README)")
     p.add_argument("--batch-size", type=int, default=10000, help="rows per transaction in the resolve phase")
     p.add_argument("--business-id", type=int, help="only this business")
     p.add_argument("--default-region", default="IL", help="region for phones typed without a country code")
