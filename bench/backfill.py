@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,6 +220,8 @@ class Point:
     serial: list[Run] = field(default_factory=list)  # --workers 1 (the default), when convkey ran with more
     # --wal-compression off (the server's setting), when convkey's sessions compress their WAL
     uncompressed: list[Run] = field(default_factory=list)
+    # --skip-analyze: the merge phase planned on the statistics from before the resolve phase
+    stale: list[Run] = field(default_factory=list)
     floor: list[float] = field(default_factory=list)
     floor_server_cpu: list[float] = field(default_factory=list)
     floor_wal: list[tuple[int, int]] = field(default_factory=list)
@@ -484,6 +486,8 @@ def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int, conf
     sides = ["convkey", "serial", "floor"] if workers > 1 and not configured else ["convkey", "floor"]
     if compressed and not configured:
         sides.insert(1, "uncompressed")
+    if not configured:
+        sides.insert(1, "stale")
     for rep in range(max(reps, floor_reps)):
         order = sides[rep % len(sides):] + sides[:rep % len(sides)]
         for side in order:
@@ -494,6 +498,8 @@ def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int, conf
                 point.serial.append(run_convkey(ctx, dbs, data, 1))
             elif side == "uncompressed" and rep < reps:
                 point.uncompressed.append(run_convkey(ctx, dbs, data, workers, extra=("--wal-compression", "off")))
+            elif side == "stale" and rep < reps:
+                point.stale.append(run_convkey(ctx, dbs, data, workers, extra=("--skip-analyze",)))
             elif side == "floor" and rep < floor_reps:
                 meter, point.floor_keyed = run_floor(ctx, dbs, data)
                 point.floor.append(meter.seconds)
@@ -506,6 +512,7 @@ def measure(ctx, dbs: Databases, data: Dataset, reps: int, floor_reps: int, conf
                 + (f"convkey {done.seconds:.1f}s (peak RSS {done.rss_mb:.0f} MB), " if done else "")
                 + (f"serial {point.serial[-1].seconds:.1f}s, " if done and point.serial else "")
                 + (f"uncompressed {point.uncompressed[-1].seconds:.1f}s, " if done and point.uncompressed else "")
+                + (f"--skip-analyze {point.stale[-1].seconds:.1f}s, " if done and point.stale else "")
                 + (f"required writes {done.required:.1f}s, " if done and done.required is not None else "")
                 + (f"floor {point.floor[-1]:.1f}s" if rep < floor_reps else ""))
     return point
@@ -569,6 +576,21 @@ def _serial_rows(points: list[Point]) -> list[list[str]]:
     ]
 
 
+def _variant_rows(points: list[Point], runs: Callable[[Point], list[Run]], command: str,
+                  name: str) -> list[list[str]]:
+    """convkey run another way (``runs(p)`` at each point), side by side with its default: the
+    variant's wall time and merge phase, its ratio to the floor, and convkey's to it."""
+    return [
+        [f"{command}, wall s"] + [_secs([r.seconds for r in runs(p)]) for p in points],
+        ["  its merge phase, s"] + [_secs([r.phases.get("merge", 0) for r in runs(p)]) for p in points],
+        [f"  {name} / floor, wall time"] + [_paired([r.seconds for r in runs(p)], p.floor).ratio() for p in points],
+        [f"  convkey / {name}, wall time (merge phase)"]
+        + [ratios([r.seconds for r in p.convkey], [r.seconds for r in runs(p)]).ratio()
+           + " (" + ratios([r.phases.get("merge", 0) for r in p.convkey],
+                           [r.phases.get("merge", 0) for r in runs(p)]).ratio() + ")" for p in points],
+    ]
+
+
 def _uncompressed_rows(points: list[Point], flag: str) -> list[list[str]]:
     """convkey with --wal-compression off, side by side with convkey's default: what compressing
     the run's own full-page images saves."""
@@ -577,19 +599,22 @@ def _uncompressed_rows(points: list[Point], flag: str) -> list[list[str]]:
     def wal(runs: list[Run]) -> str:
         wals = [r.wal for r in runs]
         return "not measured" if None in wals else " / ".join(_wal_medians(wals))
-    return [
-        [f"convkey backfill --execute{flag} --wal-compression off (the server's setting), wall s"]
-        + [_secs([r.seconds for r in p.uncompressed]) for p in points],
-        ["  its merge phase, s"] + [_secs([r.phases.get("merge", 0) for r in p.uncompressed]) for p in points],
+    return _variant_rows(points, lambda p: p.uncompressed,
+                         f"convkey backfill --execute{flag} --wal-compression off (the server's setting)",
+                         "uncompressed") + [
         ["  its WAL, MB / full-page images (convkey's default in parentheses)"]
         + [f"{wal(p.uncompressed)} ({wal(p.convkey)})" for p in points],
-        ["  uncompressed / floor, wall time"] + [_paired([r.seconds for r in p.uncompressed], p.floor).ratio()
-                                                  for p in points],
-        ["  convkey / uncompressed, wall time (merge phase)"]
-        + [ratios([r.seconds for r in p.convkey], [r.seconds for r in p.uncompressed]).ratio()
-           + " (" + ratios([r.phases.get("merge", 0) for r in p.convkey],
-                           [r.phases.get("merge", 0) for r in p.uncompressed]).ratio() + ")" for p in points],
     ]
+
+
+def _stale_rows(points: list[Point], flag: str) -> list[list[str]]:
+    """convkey with --skip-analyze, side by side with convkey's default: what analyzing the tables
+    the resolve phase filled saves the merge phase (before/after of that change)."""
+    if not all(p.stale for p in points):
+        return []
+    return _variant_rows(points, lambda p: p.stale,
+                         f"convkey backfill --execute{flag} --skip-analyze (statistics from before the resolve "
+                         "phase)", "--skip-analyze")
 
 
 def _mb(values: list[float]) -> str:
@@ -672,6 +697,7 @@ def report(ctx, points: list[Point], large_reps: int, configured: Point | None =
     main_rows += [
         *_serial_rows(points),
         *_uncompressed_rows(points, flag),
+        *_stale_rows(points, flag),
         ["runner peak RSS, MB"] + [_mb([r.rss_mb for r in p.convkey]) for p in points],
         ["repetitions convkey / floor"] + [f"{len(p.convkey)} / {len(p.floor)}" for p in points],
     ]
@@ -759,6 +785,10 @@ def report(ctx, points: list[Point], large_reps: int, configured: Point | None =
         "backfill sets lz4 for its own sessions when the server does not compress and the role may; the floor "
         "and the required writes set the same). **uncompressed** (when convkey's sessions compress): the "
         "convkey command with --wal-compression off, in every repetition, side by side, checked the same way. "
+        "**--skip-analyze** (before/after of the statistics step): the convkey command without the ANALYZE "
+        "the merge phase starts with (of the staging table, the identities and the conversations the resolve "
+        "phase has just filled), so the merge phase plans on the statistics of the template, as it did "
+        "before that step was added; in every repetition, side by side, checked the same way. "
         + ("**Configured server**: at the large size only, the server is then restarted with "
            + ", ".join(f"{k}={v}" for k, v in CONFIGURED.items())
            + " (room for the 1.6 GB of messages and indexes the merges touch, and checkpoints far enough "

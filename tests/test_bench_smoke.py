@@ -52,6 +52,9 @@ def test_bench_smoke_runs_every_module_and_reports_ratios(pg_server, tmp_path):
     assert "convkey backfill --execute --workers 2, wall s" in backfill
     assert "serial (--workers 1, the default), wall s" in backfill
     assert len(RATIO.findall(backfill.split("workers / serial", 1)[1].split("\n", 1)[0])) == 3 * 2
+    # and without the statistics step, before/after
+    assert "--skip-analyze (statistics from before the resolve phase), wall s" in backfill
+    assert len(RATIO.findall(backfill.split("convkey / --skip-analyze", 1)[1].split("\n", 1)[0])) == 2 * 2
     # the targets are listed, met or not; proposals still to land kept convkey's behaviour, and the
     # ones that landed are measured against the revision before them
     assert "## Targets" in text and "(a) / floor" in text
