@@ -1,6 +1,7 @@
 """convkey backfill: dry run first, resolve and merge legacy rows, resumable, idempotent, online."""
 
 import gc
+import io
 import json
 import os
 import signal
@@ -17,7 +18,8 @@ from hypothesis import strategies as st
 
 from conftest import read_vectors, table_checksums
 from convkey.backfill import (LANE_ROWS, MERGE_CHUNK, Backfill, _LaneFeed, candidates_literal, derive_identities,
-                              lane_rows, normalize_batch, run_backfill, set_wal_compression, wal_compression_for)
+                              lane_rows, normalize_batch, print_report, run_backfill, set_wal_compression,
+                              wal_compression_for)
 import convkey.backfill
 from convkey import queries
 from convkey.errors import InvalidIdentifier
@@ -800,6 +802,9 @@ def test_the_merge_phase_plans_on_statistics_of_what_the_resolve_phase_wrote(db_
     assert report.deferred == deferred
     assert report.analyzed == ANALYZED and report.as_dict()["analyzed"] == ANALYZED
     assert "analyzed" not in report.plan() and plan.analyzed == [] and plan.as_dict()["analyzed"] == []
+    text = io.StringIO()
+    print_report(report, text)
+    assert text.getvalue().splitlines()[-1].endswith(", analyzed " + ", ".join(ANALYZED))
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         assert _analyzed(conn) == ANALYZED
         # ANALYZE ran before the merge phase emptied the staging table: it counted every staged row
