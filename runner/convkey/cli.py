@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON (no progress bar)")
     p.add_argument("--workers", type=int, default=1,
                    help="connections each phase runs on at once with --execute (default 1: rows resolve and "
-                        "merge in id order, exactly as the dry run printed; 2 took 0.63x the time on 2 cores, see README)")
+                        "merge in id order, exactly as the dry run printed; 2 took 0.61x the time on 2 cores, see README)")
     p.add_argument("--wal-compression", default="auto", metavar="auto|off|pglz|lz4|zstd",
                    help="compress the full-page images this run's sessions write to WAL (default auto: lz4 when the "
                         "server does not compress and the role may set it; off: leave the server's setting; see README)")
