@@ -483,18 +483,20 @@ class Backfill:
         The tables analyzed are in the report (``analyzed``)."""
         started = time.monotonic()
         skipped: list[str] = []
-        for name in (r["name"] for r in self.q("backfill_stale_statistics")):
-            locked: list[bool] = []
+        sqlstates: list[str | None] = []  # of the notices of the current statement
 
-            def notice(diag: psycopg.errors.Diagnostic) -> None:
-                locked.append(diag.sqlstate == "55P03")  # "skipping analyze of ... lock not available"
+        def notice(diag: psycopg.errors.Diagnostic) -> None:
+            sqlstates.append(diag.sqlstate)
 
-            self.conn.add_notice_handler(notice)
-            try:
+        self.conn.add_notice_handler(notice)
+        try:
+            for name in (r["name"] for r in self.q("backfill_stale_statistics")):
+                sqlstates.clear()
                 self.conn.execute("ANALYZE (SKIP_LOCKED) " + name)
-            finally:
-                self.conn.remove_notice_handler(notice)
-            (skipped if any(locked) else self.report.analyzed).append(name)
+                # 55P03: "skipping analyze of ... lock not available"
+                (skipped if "55P03" in sqlstates else self.report.analyzed).append(name)
+        finally:
+            self.conn.remove_notice_handler(notice)
         logger.info("merge phase: ANALYZE %s in %.1f s%s", ", ".join(self.report.analyzed) or "nothing",
                     time.monotonic() - started, f"; skipped, locked: {', '.join(skipped)}" if skipped else "")
 
